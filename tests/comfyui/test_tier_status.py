@@ -1,0 +1,13 @@
+"""Makes the comfyui tier's state visible in every run, skipped or not."""
+
+import pytest
+
+from tests.conftest import COMFYUI_PATH, HAVE_COMFY
+
+
+def test_comfyui_tier_available():
+    if not HAVE_COMFY:
+        pytest.skip(f"ComfyUI tier SKIPPED: no ComfyUI checkout at COMFYUI_PATH={COMFYUI_PATH}")
+    import comfy.model_management
+
+    assert comfy.model_management.get_torch_device().type == "cpu"

@@ -1,0 +1,71 @@
+"""Test tiers.
+
+* core    - pure PyTorch/NumPy, always runs.
+* comfyui - needs a real ComfyUI checkout at $COMFYUI_PATH (default /opt/ComfyUI); skipped with a
+            loud line when it is absent.
+* gpu     - needs CUDA; skipped elsewhere.
+* slow    - long-running; opt in with --run-slow.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.environ.get("SEG2ANY_SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
+COMFYUI_PATH = os.environ.get("COMFYUI_PATH", "/opt/ComfyUI")
+HAVE_COMFY = os.path.isfile(os.path.join(COMFYUI_PATH, "comfy", "model_management.py"))
+
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", default=False, help="run tests marked slow")
+
+
+def pytest_configure(config):
+    for name, text in [
+        ("comfyui", "needs a real ComfyUI at $COMFYUI_PATH"),
+        ("gpu", "needs a CUDA device"),
+        ("slow", "long-running; enabled with --run-slow"),
+    ]:
+        config.addinivalue_line("markers", f"{name}: {text}")
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    skip_comfy = pytest.mark.skip(reason=f"ComfyUI tier SKIPPED: no ComfyUI at COMFYUI_PATH={COMFYUI_PATH}")
+    skip_gpu = pytest.mark.skip(reason="GPU tier SKIPPED: no CUDA device")
+    skip_slow = pytest.mark.skip(reason="slow test: pass --run-slow")
+    for item in items:
+        path = str(item.fspath)
+        if f"{os.sep}comfyui{os.sep}" in path:
+            item.add_marker("comfyui")
+            if not HAVE_COMFY:
+                item.add_marker(skip_comfy)
+        if f"{os.sep}gpu{os.sep}" in path:
+            item.add_marker("gpu")
+            if not torch.cuda.is_available():
+                item.add_marker(skip_gpu)
+        if "slow" in item.keywords and not config.getoption("--run-slow"):
+            item.add_marker(skip_slow)
+
+
+def pytest_report_header(config):
+    import torch
+
+    comfy = f"ComfyUI at {COMFYUI_PATH}" if HAVE_COMFY else f"NO ComfyUI at {COMFYUI_PATH}: comfyui tier will be SKIPPED"
+    gpu = "CUDA available" if torch.cuda.is_available() else "no CUDA: gpu tier will be SKIPPED"
+    return [f"seg2any tiers: core=on; comfyui: {comfy}; gpu: {gpu}"]
+
+
+@pytest.fixture(scope="session")
+def shared_dir():
+    if not os.path.isdir(SHARED):
+        pytest.skip(f"shared data folder not found at {SHARED} (set SEG2ANY_SHARED)")
+    return SHARED
