@@ -241,8 +241,8 @@ def _parse_lines(text: str) -> SegmentSpec:
     segs = []
     for n, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
-        if not line or line.startswith("#") and not _HEX.match(line.split(":", 1)[0].strip()):
-            continue
+        if not line or (line.startswith("#") and not re.match(r"^#[0-9a-fA-F]{6}(?![0-9a-fA-F])", line)):
+            continue  # blank or a comment; '#rrggbb ...' is an entry
         if ":" not in line:
             raise LayoutError(f"line {n}: expected 'colour: prompt' (e.g. '#ff0000: a red car'), got {line!r}")
         col, prompt = line.split(":", 1)
