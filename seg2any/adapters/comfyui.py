@@ -458,7 +458,7 @@ class Seg2AnyPatch:
             kw = {}
             vec = a["vec"]
             if c:
-                vec = torch.stack([vec, call.vec0.to(vec.dtype)], dim=1)
+                vec = _two_vectors(vec, call.vec0)
                 kw = {
                     "modulation_dims_img": [(0, n_img, 0), (n_img, n_img + c, 1)],
                     "modulation_dims_txt": [(0, a["txt"].shape[1], 0)],
@@ -492,7 +492,7 @@ class Seg2AnyPatch:
             kw = {}
             vec = a["vec"]
             if c:
-                vec = torch.stack([vec, call.vec0.to(vec.dtype)], dim=1)
+                vec = _two_vectors(vec, call.vec0)
                 kw = {"modulation_dims": [(0, t_img, 0), (t_img, t_img + c, 1)]}
             out = block(a["img"], vec=vec, pe=a["pe"], attn_mask=mask, transformer_options=a["transformer_options"], **kw)
             return {"img": out}
@@ -534,6 +534,15 @@ class Seg2AnyPatch:
                 h.remove()
 
 
+def _two_vectors(vec: torch.Tensor, vec0: torch.Tensor) -> torch.Tensor:
+    """(B, D) noisy-token and t = 0 vectors -> (B, 2, 1, D) for ``modulation_dims``.
+
+    The singleton axis makes ``apply_mod``'s ``m_mult[:, index]`` a (B, 1, D) tensor, which
+    broadcasts over tokens for any batch size (a (B, 2, D) vector only works for batch 1).
+    """
+    return torch.stack([vec, vec0.to(vec.dtype)], dim=1).unsqueeze(2)
+
+
 def _rows_hook(delta: _ModuleDelta, start: int):
     def hook(module, inputs, output):
         x = inputs[0]
@@ -544,12 +553,12 @@ def _rows_hook(delta: _ModuleDelta, start: int):
 
 
 def _mod_hook(delta: _ModuleDelta):
-    """Modulation Linears see silu(vec) of shape (B, 2, D) when condition tokens are present;
+    """Modulation Linears see silu(vec) of shape (B, 2, 1, D) when condition tokens are present;
     index 1 is the t = 0 vector of the condition tokens."""
 
     def hook(module, inputs, output):
         x = inputs[0]
-        if x.ndim == 3 and x.shape[1] == 2:
+        if x.ndim == 4 and x.shape[1] == 2:
             delta.apply(x[:, 1:], output[:, 1:])
         return output
 

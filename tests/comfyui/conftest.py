@@ -19,3 +19,81 @@ if HAVE_COMFY:
 else:
     # Nothing here can import without ComfyUI; test_tier_status.py reports the skip loudly.
     collect_ignore_glob = ["test_[!t]*.py"]
+
+if HAVE_COMFY:
+    import numpy as np
+    import pytest
+    import torch
+
+    from seg2any.adapters.comfyui_models import build_flux, flux_params
+    from seg2any.attention_rules import isolation_layers
+    from seg2any.condition_tokens import ConditionTokens, keep_mask_from_contour
+    from seg2any.conditioning import Seg2AnyConditioning
+    from seg2any.contour import entity_contour_map
+    from seg2any.layout import layout_from_masks
+    from tests.support.reference_forward import RefSample
+    from tests.support.tiny_flux import TINY, random_flux_sd
+
+    @pytest.fixture(scope="session")
+    def tiny():
+        """(params, comfy state dict) of a tiny random FLUX built from ComfyUI's own classes."""
+        p = flux_params(**TINY)
+        shapes = {k: v.shape for k, v in build_flux(p).model.diffusion_model.state_dict().items()}
+        return p, random_flux_sd(shapes, seed=0)
+
+    def make_info(
+        seed: int,
+        size=(128, 96),
+        n_entities=3,
+        mode="hard",
+        alpha=1.0,
+        scale=2,
+        with_cond=True,
+        global_len=5,
+        overlap=True,
+        dtype=torch.float32,
+        context_dim=32,
+    ):
+        """A random layout (rectangles, optionally overlapping), its text features and condition."""
+        rng = np.random.default_rng(seed)
+        h, w = size
+        masks = np.zeros((n_entities, h, w), bool)
+        for i in range(n_entities):
+            y0, x0 = rng.integers(0, h // 2), rng.integers(0, w // 2)
+            masks[i, y0 : y0 + rng.integers(h // 4, h // 2 + 1), x0 : x0 + rng.integers(w // 4, w // 2 + 1)] = True
+        if not overlap and n_entities:
+            owner = np.argmax(masks * (1 + np.arange(n_entities))[:, None, None], axis=0)
+            masks = masks & (owner[None] == np.arange(n_entities)[:, None, None])
+        lay = layout_from_masks("g", list(masks), [f"e{i}" for i in range(n_entities)], image_size=size)
+        text_lens = (global_len,) + tuple(int(rng.integers(1, 5)) for _ in range(n_entities))
+        g = torch.Generator().manual_seed(seed)
+        context = torch.randn(1, sum(text_lens), context_dim, generator=g, dtype=dtype)
+        cond = None
+        if with_cond:
+            keep = keep_mask_from_contour(entity_contour_map(masks, h, w, scale))
+            latent = torch.randn(1, 16, h // 8 // scale, w // 8 // scale, generator=g, dtype=dtype)
+            cond = ConditionTokens(latent, keep, scale, size)
+        info = Seg2AnyConditioning(lay, text_lens, cond, mode=mode, alpha=alpha)
+        return info, context
+
+    def ref_sample(info, context, y, process_in, n_double=2, n_single=2):
+        c = info.condition
+        return RefSample(
+            context=context[0] if context.ndim == 3 else context,
+            text_lens=list(info.text_lens),
+            masks=info.layout.masks,
+            y=y,
+            cond_tokens=None if c is None else c.tokens(process_in).double(),
+            cond_ids=None if c is None else c.positions(),
+            mode=info.mode,
+            alpha=info.alpha,
+            hard_range=isolation_layers(info.isolation, n_double, n_single) if info.mode == "hard" else None,
+        )
+
+    @pytest.fixture
+    def info_factory():
+        return make_info
+
+    @pytest.fixture
+    def ref_sample_factory():
+        return ref_sample
