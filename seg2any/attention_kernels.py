@@ -3,9 +3,13 @@
 Both read the same compact rules (:mod:`seg2any.attention_rules`). Neither ever materialises a
 per-head (B, H, L, L) tensor:
 
-* ``sdpa``: one boolean mask per sample (B, 1, L, L), heads broadcast; an additive float mask
-  only when a bias is needed (alpha < 1 or "place"). Built once per rule and reused by every
-  layer and step of a generation.
+* ``sdpa``: one additive mask per sample (B, 1, L, L) in the query dtype (0, -inf, log alpha),
+  heads broadcast, stored with its last dimension padded to a multiple of 8 so the
+  memory-efficient kernel takes it without copying. Built once per rule and reused by every
+  layer and step of a generation. (An additive mask runs about twice as fast as a boolean one
+  in PyTorch's CPU SDPA, which converts booleans on every call.)
+* ``dense``: what the official code does (a float bias for every pair, expanded over heads);
+  kept only as the baseline the benchmarks compare against.
 * ``flex``: ``mask_mod`` over per-token tags, ``score_mod`` adds log(alpha) / log(fraction),
   the BlockMask is built once per rule and reused; whole 128x128 tiles that no pair may see are
   skipped, which is why the runtime can reorder image tokens so each entity is contiguous.
@@ -22,7 +26,7 @@ import torch.nn.functional as F
 
 from .attention_rules import MaskRule, SequenceTags, dense_mask, score_bias, visible
 
-BACKENDS = ("auto", "sdpa", "flex")
+BACKENDS = ("auto", "sdpa", "flex", "dense")
 FLEX_BLOCK = 128
 
 
@@ -67,13 +71,15 @@ class MaskedAttention:
     _masks: dict = field(default_factory=dict)
 
     def mask_for(self, rule: MaskRule, dtype: torch.dtype):
-        key = (rule, dtype if rule.needs_bias else torch.bool, self.backend)
+        key = (rule, dtype, self.backend)
         m = self._masks.get(key)
         if m is None:
             if self.backend == "flex":
                 m = self._block_mask(rule)
+            elif self.backend == "dense":
+                m = dense_mask(self.tags, rule, dtype=dtype)
             else:
-                m = dense_mask(self.tags, rule, dtype=dtype if rule.needs_bias else torch.bool)
+                m = dense_mask(self.tags, rule, dtype=dtype, align=8)
             self._masks[key] = m
         return m
 
@@ -93,6 +99,8 @@ class MaskedAttention:
         if self.backend == "flex":
             return self._flex(q, k, v, rule)
         mask = self.mask_for(rule, q.dtype)
+        if self.backend == "dense":
+            mask = mask.expand(-1, q.shape[1], -1, -1)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
     def _flex(self, q, k, v, rule: MaskRule):

@@ -304,15 +304,18 @@ def dense_mask(
     rule: MaskRule,
     dtype: torch.dtype = torch.bool,
     chunk: int = 2048,
+    align: int = 1,
 ) -> torch.Tensor:
     """Per-sample mask (B, 1, L, L) for SDPA: bool (True = attend) or additive in ``dtype``.
 
     Built query-chunk by query-chunk so temporaries stay at (chunk x L); heads are broadcast.
+    ``align`` pads the storage of the last dimension (the result is a view of width L).
     """
     B, L = tags.kind.shape
     dev = tags.kind.device
     additive = dtype != torch.bool
-    out = torch.empty((B, 1, L, L), dtype=dtype, device=dev)
+    width = L + (-L) % align
+    out = torch.empty((B, 1, L, width), dtype=dtype, device=dev)[..., :L]
     k = torch.arange(L, device=dev)[None, :]
     for b in range(B):
         bt = torch.tensor(b, device=dev)
