@@ -12,11 +12,37 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from .attention_rules import MODES, MaskRule, RowLayout, isolation_layers, row_layout
 from .condition_tokens import ConditionTokens
 from .errors import ModelMismatchError
 from .layout import Layout
+from .t5_tokens import BudgetLine
+
+
+@dataclass(frozen=True, eq=False)
+class EncodedText:
+    """T5 features [T0 | T1 .. TN] (1, T, D), the pooled vector (or None) and the span lengths."""
+
+    cond: torch.Tensor
+    pooled: torch.Tensor | None
+    text_lens: tuple[int, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class EncodedLayout:
+    """A layout with its captions encoded, for the positive and the official negative."""
+
+    layout: Layout
+    positive: EncodedText
+    negative: EncodedText
+    budget: tuple[BudgetLine, ...] = ()
+
+    def report(self) -> str:
+        lines = [str(b) for b in self.budget]
+        lines += list(self.layout.notes)
+        return "\n".join(lines)
 
 
 @dataclass(frozen=True, eq=False)

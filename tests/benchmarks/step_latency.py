@@ -23,8 +23,12 @@ import numpy as np
 import torch
 
 DIMS = {
-    "tiny": dict(hidden_size=128, num_heads=2, axes_dim=[16, 24, 24], depth=2, depth_single_blocks=2, context_in_dim=64, vec_in_dim=32),
-    "small": dict(hidden_size=384, num_heads=6, axes_dim=[8, 28, 28], depth=2, depth_single_blocks=4, context_in_dim=128, vec_in_dim=64),
+    "tiny": dict(
+        hidden_size=128, num_heads=2, axes_dim=[16, 24, 24], depth=2, depth_single_blocks=2, context_in_dim=64, vec_in_dim=32
+    ),
+    "small": dict(
+        hidden_size=384, num_heads=6, axes_dim=[8, 28, 28], depth=2, depth_single_blocks=4, context_in_dim=128, vec_in_dim=64
+    ),
     "flux": dict(),  # FLUX.1-dev: 3072 wide, 24 heads, 19 double + 38 single blocks
 }
 
@@ -111,7 +115,7 @@ def main(argv=None):
     base = build_flux(p, None, dtype=dtype)
     dm = base.model.diffusion_model
     with torch.no_grad():
-        for name, t in dm.state_dict().items():
+        for t in dm.state_dict().values():
             t.copy_((torch.randn_like(t, dtype=torch.float32) / np.sqrt(t.shape[-1] if t.ndim > 1 else 50)).to(t.dtype))
     dm.to(dev)
     lora = random_lora(p, rank=args.rank)
@@ -137,7 +141,16 @@ def main(argv=None):
             def call(model, context, infos=None):
                 kw = {} if infos is None else {COND_KEY: Seg2AnyBatch(infos)}
                 with torch.no_grad():
-                    return dm(x, t, context=context, y=y, guidance=g, control=None, transformer_options={"wrappers": model.wrappers}, **kw)
+                    return dm(
+                        x,
+                        t,
+                        context=context,
+                        y=y,
+                        guidance=g,
+                        control=None,
+                        transformer_options={"wrappers": model.wrappers},
+                        **kw,
+                    )
 
             results = {"plain": timed(lambda: call(base, ctx_plain), args.warmup, args.repeat, cuda)}
             mem = {"plain": peak(lambda: call(base, ctx_plain), cuda)}
@@ -149,7 +162,11 @@ def main(argv=None):
                 m.get_wrappers("outer_sample", "seg2any")[0].__self__.release()
 
             # one isolation-layer attention call vs unmasked SDPA over the same tokens
-            plan = SequencePlan.build([info.row((size // 16, size // 16))], bucket=128 if resolve_backend("auto", dev) == "flex" else 1, reorder=resolve_backend("auto", dev) == "flex")
+            plan = SequencePlan.build(
+                [info.row((size // 16, size // 16))],
+                bucket=128 if resolve_backend("auto", dev) == "flex" else 1,
+                reorder=resolve_backend("auto", dev) == "flex",
+            )
             tags = plan.tags(dev)
             L, H, D = plan.length, p["num_heads"], p["hidden_size"] // p["num_heads"]
             q, k, v = (torch.randn(1, H, L, D, device=dev, dtype=dtype) for _ in range(3))
@@ -157,7 +174,9 @@ def main(argv=None):
             for be in ("auto", "dense"):
                 kern = MaskedAttention(tags, resolve_backend(be, dev))
                 att[f"attn-hard-{kern.backend}"] = timed(lambda: kern(q, k, v, MaskRule(True)), args.warmup, args.repeat, cuda)
-            att["attn-unmasked-sdpa"] = timed(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v), args.warmup, args.repeat, cuda)
+            att["attn-unmasked-sdpa"] = timed(
+                lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v), args.warmup, args.repeat, cuda
+            )
             rows.append((size, n, T, n_img, C, L, results, mem, att))
 
     print()
@@ -167,10 +186,14 @@ def main(argv=None):
         plain = results["plain"][0]
         for name, (med, lo, hi) in results.items():
             pk = "n/a" if mem[name] is None else f"{mem[name]:.0f}"
-            print(f"| {size} | {n} | {T}+{n_img}+{C}={L} | {name} | {med * 1e3:.1f} | {lo * 1e3:.1f}..{hi * 1e3:.1f} | {med / plain:.2f}x | {pk} |")
+            print(
+                f"| {size} | {n} | {T}+{n_img}+{C}={L} | {name} | {med * 1e3:.1f} | {lo * 1e3:.1f}..{hi * 1e3:.1f} | {med / plain:.2f}x | {pk} |"
+            )
         un = att["attn-unmasked-sdpa"][0]
         for name, (med, lo, hi) in att.items():
-            print(f"| {size} | {n} | L={L} | {name} | {med * 1e3:.2f} | {lo * 1e3:.2f}..{hi * 1e3:.2f} | {med / un:.2f}x of unmasked | |")
+            print(
+                f"| {size} | {n} | L={L} | {name} | {med * 1e3:.2f} | {lo * 1e3:.2f}..{hi * 1e3:.2f} | {med / un:.2f}x of unmasked | |"
+            )
 
 
 if __name__ == "__main__":

@@ -3,10 +3,10 @@
 
 import os
 
+import comfy.sd
 import pytest
 import torch
 
-import comfy.sd
 from seg2any.adapters.comfyui import apply_seg2any, cond_deltas, default_patches, flux_dims
 from seg2any.adapters.comfyui_models import build_flux
 from seg2any.errors import LoraFormatError
@@ -83,8 +83,14 @@ def test_ordinary_lora_applies_to_every_token(tiny, info_factory, ref_sample_fac
     g = torch.Generator().manual_seed(4)
     h = p["hidden_size"]
     deltas = {
-        "double_blocks.0.img_attn.qkv": (torch.randn(2, h, generator=g, dtype=torch.float64), torch.randn(3 * h, 2, generator=g, dtype=torch.float64) * 0.1),
-        "single_blocks.1.linear1": (torch.randn(2, h, generator=g, dtype=torch.float64), torch.randn(7 * h, 2, generator=g, dtype=torch.float64) * 0.1),
+        "double_blocks.0.img_attn.qkv": (
+            torch.randn(2, h, generator=g, dtype=torch.float64),
+            torch.randn(3 * h, 2, generator=g, dtype=torch.float64) * 0.1,
+        ),
+        "single_blocks.1.linear1": (
+            torch.randn(2, h, generator=g, dtype=torch.float64),
+            torch.randn(7 * h, 2, generator=g, dtype=torch.float64) * 0.1,
+        ),
     }
     ordinary = {}
     for k, (down, up) in deltas.items():

@@ -1,16 +1,16 @@
 """The Seg2Any forward on ComfyUI's real FLUX classes, against an independent float64 reference."""
 
+import comfy.ldm.flux.model
 import numpy as np
 import pytest
 import torch
 
-import comfy.ldm.flux.model
 from seg2any.adapters.comfyui import COND_KEY, Seg2AnyBatch, apply_seg2any, flux_vec
 from seg2any.adapters.comfyui_models import build_flux
 from seg2any.conditioning import Seg2AnyConditioning
 from seg2any.errors import ModelMismatchError
-from seg2any.lora_format import LoraFactor, Seg2AnyLora
 from seg2any.layout import layout_from_masks
+from seg2any.lora_format import LoraFactor, Seg2AnyLora
 from tests.support.comfy_run import direct
 from tests.support.reference_forward import Reference
 from tests.support.tiny_flux import comfy_to_diffusers, random_lora
@@ -163,7 +163,9 @@ def test_half_precision_adds_no_error_beyond_stock_flux(tiny, info_factory, ref_
     err = rel(direct(patched, xh, t, ch, yh, g, [info])[0], ref.forward(xh[0].double(), t.item(), g.item(), s))
 
     plain = Reference(comfy_to_diffusers({k: v.double() for k, v in sdh.items()}, p), p, None)
-    s0 = ref_sample_factory(Seg2AnyConditioning(layout_from_masks("g", [], [], image_size=size), (ctx.shape[1],)), ch.double(), yh[0].double(), None)
+    s0 = ref_sample_factory(
+        Seg2AnyConditioning(layout_from_masks("g", [], [], image_size=size), (ctx.shape[1],)), ch.double(), yh[0].double(), None
+    )
     stock_err = rel(direct(base, xh, t, ch, yh, g)[0], plain.forward(xh[0].double(), t.item(), g.item(), s0))
     print(f"{dtype}: seg2any rel err {err:.2e}, stock FLUX rel err {stock_err:.2e}")
     assert err < 1.5 * stock_err + 1e-4

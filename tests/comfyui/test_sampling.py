@@ -2,11 +2,11 @@
 repetition), batch > 1, true CFG with a Seg2Any negative, interrupts, ControlNet residuals and
 other block patches."""
 
+import comfy.model_management
+import comfy.patcher_extension
 import pytest
 import torch
 
-import comfy.model_management
-import comfy.patcher_extension
 from seg2any.adapters.comfyui import apply_seg2any, attach
 from seg2any.adapters.comfyui_models import build_flux
 from seg2any.conditioning import Seg2AnyConditioning
@@ -23,7 +23,9 @@ def conditioning(info, ctx, y):
     return attach([[ctx, {"pooled_output": y, "guidance": 3.5}]], lambda i, t: info)
 
 
-@pytest.mark.parametrize("pos_lens, neg_lens, calls_expected", [((6, 2, 2, 2), (3, 3, 3, 3), [4]), ((7, 2, 2, 2), (3, 2, 2, 2), [2, 2])])
+@pytest.mark.parametrize(
+    "pos_lens, neg_lens, calls_expected", [((6, 2, 2, 2), (3, 3, 3, 3), [4]), ((7, 2, 2, 2), (3, 2, 2, 2), [2, 2])]
+)
 def test_true_cfg_batch_of_two_matches_reference(tiny, info_factory, ref_sample_factory, pos_lens, neg_lens, calls_expected):
     """Equal text lengths with different caption spans batch cond and uncond into one call (the
     masks then differ per row); unequal lengths run separately (FLUX text is a CONDRegular in

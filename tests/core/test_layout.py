@@ -76,7 +76,9 @@ def _seg():
 
 
 def test_exact_colour_matching_and_line_format():
-    lay = layout_from_segmentation(_seg(), "#0000ff: blue thing\n0,0,254: almost blue\n[255, 0, 0]: red thing", global_prompt="scene")
+    lay = layout_from_segmentation(
+        _seg(), "#0000ff: blue thing\n0,0,254: almost blue\n[255, 0, 0]: red thing", global_prompt="scene"
+    )
     assert lay.global_prompt == "scene"
     assert [e.color for e in lay.entities] == [(0, 0, 254), (0, 0, 255), (255, 0, 0)]
     assert [e.area for e in lay.entities] == [16, 16, 16]

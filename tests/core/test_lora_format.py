@@ -120,7 +120,9 @@ def test_validate_lists_mismatches():
     deeper = Seg2AnyLora({"transformer_blocks.5.attn.to_q": lora.default["transformer_blocks.0.attn.to_q"]}, {})
     with pytest.raises(LoraFormatError, match="not a module"):
         validate(deeper, DIMS)
-    wrong = Seg2AnyLora(lora.default, {"transformer_blocks.0.norm1_context.linear": lora.default["transformer_blocks.0.norm1_context.linear"]})
+    wrong = Seg2AnyLora(
+        lora.default, {"transformer_blocks.0.norm1_context.linear": lora.default["transformer_blocks.0.norm1_context.linear"]}
+    )
     with pytest.raises(LoraFormatError, match="cond:transformer_blocks.0.norm1_context.linear"):
         validate(wrong, DIMS)
 

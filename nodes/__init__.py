@@ -1,0 +1,31 @@
+"""The Seg2Any node classes, grouped by concern; ``comfy_entrypoint`` lists them for ComfyUI."""
+
+from comfy_api.latest import ComfyExtension, io
+
+from .condition_nodes import ConditioningNode, ContourEncoder
+from .demo_nodes import DemoModelLoader
+from .layout_nodes import EntityNode, LayoutFromFiles, LayoutPreview, RegionalPromptBuilder
+from .lora_nodes import LoadSeg2AnyLora, register_folders
+from .sampler_nodes import MaskedFluxSampler
+
+NODES: list[type[io.ComfyNode]] = [
+    LoadSeg2AnyLora,
+    RegionalPromptBuilder,
+    EntityNode,
+    LayoutFromFiles,
+    LayoutPreview,
+    ContourEncoder,
+    ConditioningNode,
+    MaskedFluxSampler,
+    DemoModelLoader,
+]
+
+
+class Seg2AnyExtension(ComfyExtension):
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return NODES
+
+
+async def comfy_entrypoint() -> ComfyExtension:
+    register_folders()
+    return Seg2AnyExtension()

@@ -1,0 +1,144 @@
+"""Entity Contour Encoder and Seg2Any Conditioning (for the stock samplers)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from comfy_api.latest import io
+
+from seg2any.adapters.comfyui import attach
+from seg2any.attention_rules import MODES, isolation_layers
+from seg2any.condition_tokens import ConditionTokens, keep_mask_from_contour
+from seg2any.conditioning import EncodedLayout, EncodedText, Seg2AnyConditioning
+from seg2any.contour import entity_contour_map, generation_size
+from seg2any.errors import ModelMismatchError
+
+from .types import CATEGORY, Condition
+from .types import Layout as LayoutType
+
+log = logging.getLogger("seg2any")
+
+ISOLATION_TIP = "Joint blocks with attribute isolation: 'auto' = the official 19-37 for FLUX (first half of the single blocks), 'none', or 'A-B'"
+
+
+def encode_condition(vae, layout: EncodedLayout, cond_scale_factor: int) -> tuple[ConditionTokens, torch.Tensor]:
+    """Contour map at image/s, VAE-encoded (posterior mean), with the empty-token keep mask."""
+    lay = layout.layout
+    h, w = generation_size(lay.height, lay.width, cond_scale_factor)
+    if (h, w) != (lay.height, lay.width):
+        log.info("Seg2Any: %dx%d layout generates at %dx%d (multiple of %d)", lay.width, lay.height, w, h, 16 * cond_scale_factor)
+    contour = entity_contour_map(lay.masks, h, w, cond_scale_factor)
+    image = torch.from_numpy(contour.astype(np.float32) / 255.0)[None]
+    latent = vae.encode(image)
+    if latent.ndim != 4 or latent.shape[1] != 16:
+        raise ModelMismatchError(
+            f"this VAE makes {latent.shape[1]}-channel latents; Seg2Any on FLUX needs the FLUX VAE (16 channels, ae.safetensors)"
+        )
+    keep = keep_mask_from_contour(contour)
+    return ConditionTokens(latent.detach().float().cpu(), keep, cond_scale_factor, (h, w)), image
+
+
+def build_conditionings(layout: EncodedLayout, condition, mode: str, shape_strength: float, isolation: str, guidance: float):
+    """(positive, negative) CONDITIONING lists carrying their Seg2Any settings."""
+
+    def one(enc: EncodedText):
+        info = Seg2AnyConditioning(layout.layout, enc.text_lens, condition, mode, isolation, shape_strength)
+        d = {"pooled_output": enc.pooled, "guidance": guidance}
+        return attach([[enc.cond, d]], lambda i, t: info)
+
+    isolation_layers(isolation, 19, 38)  # syntax check now; the range is checked against the model at run time
+    return one(layout.positive), one(layout.negative)
+
+
+def image_size(layout: EncodedLayout, condition) -> tuple[int, int]:
+    if condition is not None:
+        return condition.image_size
+    return generation_size(layout.layout.height, layout.layout.width, 1)
+
+
+def attention_inputs():
+    return [
+        io.Combo.Input(
+            "mode",
+            options=list(MODES),
+            default="hard",
+            tooltip="hard: semantic alignment + attribute isolation; base: alignment only; place: PLACE-style soft masks",
+        ),
+        io.Float.Input(
+            "shape_strength",
+            default=1.0,
+            min=0.01,
+            max=1.0,
+            step=0.01,
+            tooltip="alpha: < 1 loosens how tightly shapes follow the masks",
+        ),
+        io.String.Input("isolation_blocks", default="auto", tooltip=ISOLATION_TIP),
+    ]
+
+
+class ContourEncoder(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="Seg2AnyEntityContourEncoder",
+            display_name="Entity Contour Encoder (Seg2Any)",
+            category=CATEGORY,
+            description=(
+                "Draws every entity's outline (white on black) at image / cond_scale_factor and VAE-encodes it into "
+                "Seg2Any condition tokens; tokens with no outline are dropped. Use 2 at 1024 px (the SACap model), 1 at 512 px."
+            ),
+            inputs=[
+                io.Vae.Input("vae"),
+                LayoutType.Input("layout"),
+                io.Int.Input("cond_scale_factor", default=2, min=1, max=4, tooltip="Contour map resolution = image / this"),
+            ],
+            outputs=[
+                Condition.Output(display_name="condition"),
+                io.Image.Output(display_name="contour_map"),
+                io.Int.Output(display_name="width"),
+                io.Int.Output(display_name="height"),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, vae, layout, cond_scale_factor):
+        cond, image = encode_condition(vae, layout, cond_scale_factor)
+        h, w = cond.image_size
+        return io.NodeOutput(cond, image, w, h)
+
+
+class ConditioningNode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="Seg2AnyConditioning",
+            display_name="Seg2Any Conditioning",
+            category=CATEGORY,
+            description=(
+                "Positive and negative CONDITIONING (the official true-CFG negative: the negative prompt in every region) "
+                "plus an empty latent of the right size, for KSampler / SamplerCustomAdvanced with a Seg2Any model."
+            ),
+            inputs=[
+                LayoutType.Input("layout"),
+                Condition.Input(
+                    "condition", optional=True, tooltip="Without it: Seg2Any masks and adapters, no condition tokens"
+                ),
+                *attention_inputs(),
+                io.Float.Input("guidance", default=3.5, min=0.0, max=100.0, step=0.1),
+                io.Int.Input("batch_size", default=1, min=1, max=64),
+            ],
+            outputs=[
+                io.Conditioning.Output(display_name="positive"),
+                io.Conditioning.Output(display_name="negative"),
+                io.Latent.Output(display_name="latent"),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, layout, mode, shape_strength, isolation_blocks, guidance, batch_size, condition=None):
+        pos, neg = build_conditionings(layout, condition, mode, shape_strength, isolation_blocks, guidance)
+        h, w = image_size(layout, condition)
+        latent = torch.zeros((batch_size, 16, h // 8, w // 8))
+        return io.NodeOutput(pos, neg, {"samples": latent})

@@ -1,0 +1,248 @@
+"""Layout nodes: build a Seg2Any layout from a colour map, masks or entity chains, and preview it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from comfy_api.latest import io, ui
+
+from seg2any.adapters.comfyui_text import encode_captions, encode_negative
+from seg2any.conditioning import EncodedLayout
+from seg2any.errors import LayoutError
+from seg2any.layout import Entity, Layout, entity_label, layout_from_masks, layout_from_segmentation
+from seg2any.preview import render_layout
+from seg2any.token_grid import vanished_entities
+
+from .types import CATEGORY, Entities
+from .types import Layout as LayoutType
+
+log = logging.getLogger("seg2any")
+
+
+@dataclass(frozen=True, eq=False)
+class EntityList:
+    """Masks with prompts collected by chained 'Seg2Any Entity' nodes, in chain order."""
+
+    items: tuple[tuple[np.ndarray, str], ...]
+
+
+def _mask_batch(mask: torch.Tensor) -> list[np.ndarray]:
+    m = mask.detach().cpu()
+    if m.ndim == 2:
+        m = m[None]
+    return [x.numpy() > 0.5 for x in m]
+
+
+def _prompt_lines(text: str) -> list[str]:
+    return [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+
+
+def collect_layout(global_prompt, segmentation=None, segments="", masks=None, mask_prompts="", entities=None) -> Layout:
+    """All entity sources of the builder merged into one layout (colour map, mask batch, chain)."""
+    parts: list[Layout] = []
+    caption = (global_prompt or "").strip()
+    if segmentation is not None:
+        if segmentation.shape[0] != 1:
+            raise LayoutError(f"one segmentation image expected, got a batch of {segmentation.shape[0]}")
+        if not (segments or "").strip():
+            raise LayoutError(
+                "a segmentation image is connected but 'segments' is empty: paste its colour -> prompt table "
+                "(the official JSON, or one '#rrggbb: prompt' per line)"
+            )
+        seg_layout = layout_from_segmentation(segmentation[0], segments, global_prompt=caption)
+        caption = caption or seg_layout.global_prompt
+        parts.append(seg_layout)
+    elif (segments or "").strip():
+        raise LayoutError("'segments' is filled in but no segmentation image is connected")
+    if masks is not None:
+        prompts = _prompt_lines(mask_prompts)
+        parts.append(layout_from_masks(caption, _mask_batch(masks), prompts))
+    elif _prompt_lines(mask_prompts):
+        raise LayoutError("'mask_prompts' is filled in but no masks are connected")
+    if entities is not None and entities.items:
+        parts.append(layout_from_masks(caption, [m for m, _ in entities.items], [p for _, p in entities.items]))
+    if not parts:
+        raise LayoutError(
+            "no entities: connect a segmentation image with its colour table, masks with prompts, or Seg2Any Entity nodes"
+        )
+    h, w = parts[0].height, parts[0].width
+    ents: list[Entity] = []
+    notes: list[str] = []
+    for part in parts:
+        if (part.height, part.width) != (h, w):
+            raise LayoutError(f"entity sources disagree on size: {part.width}x{part.height} vs {w}x{h}")
+        for e in part.entities:
+            i = len(ents)
+            ents.append(Entity(e.prompt, e.mask, e.color, entity_label(i, e.prompt, e.color)))
+        notes += list(part.notes)
+    seed = parts[0].seed
+    return Layout(caption, tuple(ents), h, w, seed, tuple(notes))
+
+
+class RegionalPromptBuilder(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="Seg2AnyRegionalPromptBuilder",
+            display_name="Regional Prompt Builder (Seg2Any)",
+            category=CATEGORY,
+            description=(
+                "Global prompt + one prompt per entity. Entities come from a colour-coded segmentation image with its "
+                "colour -> prompt table (official JSON or '#rrggbb: prompt' lines), a MASK batch with one prompt per "
+                "line, and/or chained Seg2Any Entity nodes. Each caption is T5-encoded on its own, as Seg2Any was "
+                "trained; entity captions over 50 T5 tokens are refused."
+            ),
+            inputs=[
+                io.Clip.Input("clip"),
+                io.String.Input("global_prompt", multiline=True, default="", tooltip="Empty: use the JSON 'caption'"),
+                io.Image.Input("segmentation", optional=True, tooltip="Colour-coded segmentation map (RGB)"),
+                io.String.Input(
+                    "segments", multiline=True, default="", optional=True, tooltip="Official JSON or '#rrggbb: prompt' lines"
+                ),
+                io.Mask.Input("masks", optional=True, tooltip="A batch of masks, one entity each"),
+                io.String.Input(
+                    "mask_prompts", multiline=True, default="", optional=True, tooltip="One prompt per line, in mask order"
+                ),
+                Entities.Input("entities", optional=True),
+                io.String.Input(
+                    "negative_prompt", multiline=True, default="", optional=True, tooltip="Used in every region when CFG > 1"
+                ),
+            ],
+            outputs=[LayoutType.Output(display_name="layout"), io.String.Output(display_name="report")],
+        )
+
+    @classmethod
+    def execute(
+        cls, clip, global_prompt, segmentation=None, segments="", masks=None, mask_prompts="", entities=None, negative_prompt=""
+    ):
+        layout = collect_layout(global_prompt, segmentation, segments, masks, mask_prompts, entities)
+        labels = [e.label for e in layout.entities]
+        positive, budget = encode_captions(clip, layout.global_prompt, layout.prompts, labels)
+        negative = encode_negative(clip, negative_prompt or "", len(layout.entities))
+        notes = list(layout.notes)
+        gone = vanished_entities(layout.masks, layout.height // 16, layout.width // 16)
+        for i in gone:
+            msg = (
+                f"{labels[i]} covers no 16x16 token centre at {layout.width}x{layout.height}: its caption will see no image token"
+            )
+            log.warning("Seg2Any: %s", msg)
+            notes.append("WARNING: " + msg)
+        layout = Layout(layout.global_prompt, layout.entities, layout.height, layout.width, layout.seed, tuple(notes))
+        enc = EncodedLayout(layout, positive, negative, tuple(budget))
+        report = enc.report()
+        return io.NodeOutput(enc, report, ui=ui.PreviewText(report))
+
+
+class EntityNode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="Seg2AnyEntity",
+            display_name="Seg2Any Entity",
+            category=CATEGORY,
+            description="One entity (a mask and its prompt). Chain several into the Regional Prompt Builder.",
+            inputs=[
+                io.Mask.Input("mask"),
+                io.String.Input("prompt", multiline=True, default=""),
+                Entities.Input("entities", optional=True, tooltip="Entities before this one"),
+            ],
+            outputs=[Entities.Output(display_name="entities")],
+        )
+
+    @classmethod
+    def execute(cls, mask, prompt, entities=None):
+        items = tuple(entities.items) if entities is not None else ()
+        ms = _mask_batch(mask)
+        if len(ms) != 1:
+            raise LayoutError(
+                f"Seg2Any Entity takes one mask, got a batch of {len(ms)} (use the builder's 'masks' input for batches)"
+            )
+        if not (prompt or "").strip():
+            raise LayoutError(f"entity {len(items) + 1}: the prompt is empty")
+        if not ms[0].any():
+            raise LayoutError(f"entity {len(items) + 1} ('{prompt.strip()[:40]}'): the mask is empty")
+        return io.NodeOutput(EntityList(items + ((ms[0], prompt.strip()),)))
+
+
+class LayoutFromFiles(io.ComfyNode):
+    """The official example format straight from the input folder: X.png + X.json."""
+
+    @classmethod
+    def define_schema(cls):
+        import folder_paths
+
+        files = (
+            sorted(f for f in os.listdir(folder_paths.get_input_directory()) if f.lower().endswith(".json"))
+            if os.path.isdir(folder_paths.get_input_directory())
+            else []
+        )
+        return io.Schema(
+            node_id="Seg2AnyLoadLayout",
+            display_name="Load Seg2Any Layout (PNG + JSON)",
+            category=CATEGORY,
+            description="Loads a colour-coded PNG and its official JSON (same name) from the input folder.",
+            inputs=[io.Combo.Input("layout_json", options=files or ["(put X.png + X.json into the input folder)"])],
+            outputs=[
+                io.Image.Output(display_name="segmentation"),
+                io.String.Output(display_name="segments"),
+                io.String.Output(display_name="caption"),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, layout_json):
+        import folder_paths
+        from PIL import Image
+
+        path = os.path.join(folder_paths.get_input_directory(), layout_json)
+        png = os.path.splitext(path)[0] + ".png"
+        if not os.path.isfile(path) or not os.path.isfile(png):
+            raise LayoutError(f"need both {os.path.basename(png)} and {layout_json} in the input folder")
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        try:
+            caption = json.loads(text).get("caption", "") or ""
+        except (ValueError, AttributeError) as exc:
+            raise LayoutError(f"{layout_json} is not valid JSON: {exc}") from exc
+        img = np.array(Image.open(png).convert("RGBA" if Image.open(png).mode == "RGBA" else "RGB"))
+        tensor = torch.from_numpy(img.astype(np.float32) / 255.0)[None]
+        return io.NodeOutput(tensor, text, caption)
+
+    @classmethod
+    def fingerprint_inputs(cls, layout_json):
+        import folder_paths
+
+        p = os.path.join(folder_paths.get_input_directory(), layout_json)
+        return tuple(os.path.getmtime(x) if os.path.exists(x) else 0 for x in (p, os.path.splitext(p)[0] + ".png"))
+
+
+class LayoutPreview(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="Seg2AnyLayoutPreview",
+            display_name="Seg2Any Layout Preview",
+            category=CATEGORY,
+            description="Entities tinted and numbered with a legend of their prompts; overlaps hatched; vanishing entities flagged.",
+            inputs=[
+                LayoutType.Input("layout"),
+                io.Image.Input("image", optional=True, tooltip="Drawn underneath, e.g. a generated image"),
+            ],
+            outputs=[io.Image.Output(display_name="preview")],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, layout, image=None):
+        lay = layout.layout
+        base = None
+        if image is not None:
+            base = (image[0].detach().cpu().numpy()[..., :3] * 255.0).round().clip(0, 255).astype(np.uint8)
+        pic = render_layout(lay, base, grid=(lay.height // 16, lay.width // 16))
+        tensor = torch.from_numpy(pic.astype(np.float32) / 255.0)[None]
+        return io.NodeOutput(tensor, ui=ui.PreviewImage(tensor, cls=cls))

@@ -1,0 +1,103 @@
+"""Load Seg2Any LoRA: MODEL + checkpoint -> MODEL running the Seg2Any forward."""
+
+from __future__ import annotations
+
+import os
+
+import folder_paths
+from comfy_api.latest import io
+
+from seg2any.adapters.comfyui import apply_seg2any
+from seg2any.attention_kernels import BACKENDS
+from seg2any.lora_format import ADAPTERS, FILE_NAME, load_checkpoint
+
+from .types import CATEGORY
+
+FOLDER = "seg2any"
+NONE = "(none: Seg2Any attention without adapters)"
+DEMO_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "seg2any", "demo")
+
+
+def register_folders() -> None:
+    """models/seg2any (and the shipped demo) become a model folder; models/loras is searched too."""
+    default = os.path.join(folder_paths.models_dir, FOLDER)
+    folder_paths.add_model_folder_path(FOLDER, default, is_default=True)
+    if os.path.isdir(DEMO_DIR):
+        folder_paths.add_model_folder_path(FOLDER, DEMO_DIR)
+    paths, exts = folder_paths.folder_names_and_paths[FOLDER]
+    folder_paths.folder_names_and_paths[FOLDER] = (paths, set(exts) | {".safetensors"})
+
+
+def checkpoint_choices() -> list[str]:
+    """Official checkpoint folders as 'dir/' entries (default/ + cond/ collapsed), then single files."""
+    seen, dirs, files = set(), [], []
+    for folder in (FOLDER, "loras"):
+        if folder not in folder_paths.folder_names_and_paths:
+            continue
+        for name in folder_paths.get_filename_list(folder):
+            parts = name.replace("\\", "/").split("/")
+            if not parts[-1].endswith(".safetensors"):
+                continue
+            if len(parts) >= 2 and parts[-1] == FILE_NAME and parts[-2] in ADAPTERS:
+                entry = "/".join(parts[:-2]) + "/"
+                if entry not in seen:
+                    seen.add(entry)
+                    dirs.append(entry)
+            elif folder == FOLDER or "seg2any" in name.lower():
+                if name not in seen:
+                    seen.add(name)
+                    files.append(name)
+    return sorted(dirs) + sorted(files)
+
+
+def resolve_checkpoint(entry: str) -> str:
+    for folder in (FOLDER, "loras"):
+        if folder not in folder_paths.folder_names_and_paths:
+            continue
+        for root in folder_paths.get_folder_paths(folder):
+            p = os.path.join(root, entry.rstrip("/"))
+            if (entry.endswith("/") and os.path.isdir(p)) or os.path.isfile(p):
+                return p
+    raise FileNotFoundError(f"Seg2Any checkpoint '{entry}' not found in models/{FOLDER} or models/loras")
+
+
+class LoadSeg2AnyLora(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="Seg2AnyLoadLoRA",
+            display_name="Load Seg2Any LoRA",
+            category=CATEGORY,
+            description=(
+                "Applies a Seg2Any checkpoint (the official default/ + cond/ folders, either file, or one combined file) "
+                "to a FLUX model. 'default' is merged for text and image tokens, 'cond' acts only on condition tokens."
+            ),
+            inputs=[
+                io.Model.Input("model"),
+                io.Combo.Input(
+                    "checkpoint", options=[NONE] + checkpoint_choices(), tooltip="From models/seg2any or models/loras"
+                ),
+                io.Float.Input(
+                    "strength_default", default=1.0, min=-4.0, max=4.0, step=0.05, tooltip="Strength of the text+image adapter"
+                ),
+                io.Float.Input(
+                    "strength_cond", default=1.0, min=-4.0, max=4.0, step=0.05, tooltip="Strength of the condition-token adapter"
+                ),
+                io.Combo.Input(
+                    "attention",
+                    options=list(BACKENDS),
+                    default="auto",
+                    optional=True,
+                    tooltip="auto: FlexAttention on CUDA, SDPA elsewhere; dense: the official float-bias attention (slow, for comparison)",
+                ),
+            ],
+            outputs=[io.Model.Output()],
+        )
+
+    @classmethod
+    def execute(cls, model, checkpoint, strength_default, strength_cond, attention="auto"):
+        lora = None if checkpoint == NONE else load_checkpoint(resolve_checkpoint(checkpoint))
+        if lora is not None:
+            for note in lora.notes:
+                print(f"[Seg2Any] {checkpoint}: {note}")
+        return io.NodeOutput(apply_seg2any(model, lora, strength_default, strength_cond, backend=attention))

@@ -1,0 +1,88 @@
+"""The shipped demo model as ComfyUI objects (MODEL, CLIP, VAE), built with ComfyUI's own classes.
+
+The demo is a small FLUX-architecture model trained here on synthetic shapes, with a small T5
+encoder (the real T5 tokenizer; no pooled CLIP vector, FLUX then sees zeros there) and a small
+AutoencoderKL. Files (see ``seg2any/demo/README.md``): ``flux.safetensors``, ``t5.safetensors``,
+``vae.safetensors``, each with its configuration in the safetensors metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import comfy.sd
+import comfy.sd1_clip
+import comfy.text_encoders.sd3_clip
+import comfy.text_encoders.t5
+import torch
+from safetensors import safe_open
+
+from .comfyui_models import build_flux, build_vae, flux_params
+
+
+def read_with_config(path: str, key: str) -> tuple[dict, dict]:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"demo model file missing: {path}")
+    with safe_open(path, framework="pt") as f:
+        meta = f.metadata() or {}
+        sd = {k: f.get_tensor(k) for k in f.keys()}
+    if key not in meta:
+        raise ValueError(f"{path} has no '{key}' configuration in its metadata")
+    return sd, json.loads(meta[key])
+
+
+def demo_clip(t5_sd: dict, t5_config: dict):
+    """A ComfyUI CLIP whose only encoder is the small T5 (tokenised with ComfyUI's T5 tokenizer)."""
+
+    class DemoT5(comfy.sd1_clip.SDClipModel):
+        def __init__(self, device="cpu", layer="last", layer_idx=None, dtype=None, model_options={}):
+            super().__init__(
+                device=device,
+                layer=layer,
+                layer_idx=layer_idx,
+                textmodel_json_config=dict(t5_config),
+                dtype=dtype,
+                special_tokens={"end": 1, "pad": 0},
+                model_class=comfy.text_encoders.t5.T5,
+                enable_attention_masks=False,
+                zero_out_masked=False,
+                model_options=model_options,
+            )
+
+    class DemoClipModel(comfy.sd1_clip.SD1ClipModel):
+        def __init__(self, device="cpu", dtype=None, model_options={}, **kwargs):
+            super().__init__(
+                device=device, dtype=dtype, model_options=model_options, clip_name="t5xxl", clip_model=DemoT5, **kwargs
+            )
+
+    class DemoTokenizer(comfy.sd1_clip.SD1Tokenizer):
+        def __init__(self, embedding_directory=None, tokenizer_data={}):
+            super().__init__(
+                embedding_directory=embedding_directory,
+                tokenizer_data=tokenizer_data,
+                clip_name="t5xxl",
+                tokenizer=comfy.text_encoders.sd3_clip.T5XXLTokenizer,
+            )
+
+    class Target:
+        params = {}
+        clip = DemoClipModel
+        tokenizer = DemoTokenizer
+
+    clip = comfy.sd.CLIP(Target(), parameters=sum(t.numel() for t in t5_sd.values()), model_options={"dtype": torch.float32})
+    missing, unexpected = clip.load_sd(t5_sd)
+    if unexpected or [m for m in missing if not m.endswith("logit_scale")]:
+        raise ValueError(f"demo T5 weights do not fit: missing {missing[:4]}, unexpected {unexpected[:4]}")
+    return clip
+
+
+def load_demo(demo_dir: str):
+    """(MODEL, CLIP, VAE) of the demo model in ``demo_dir``."""
+    flux_sd, fp = read_with_config(os.path.join(demo_dir, "flux.safetensors"), "flux_params")
+    model = build_flux(flux_params(**fp), flux_sd, dtype=torch.float32)
+    t5_sd, t5_cfg = read_with_config(os.path.join(demo_dir, "t5.safetensors"), "t5_config")
+    clip = demo_clip(t5_sd, t5_cfg)
+    vae_sd, vcfg = read_with_config(os.path.join(demo_dir, "vae.safetensors"), "vae_config")
+    vae = build_vae(vae_sd, vcfg["ddconfig"], int(vcfg["embed_dim"]))
+    return model, clip, vae
