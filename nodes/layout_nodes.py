@@ -169,23 +169,42 @@ class EntityNode(io.ComfyNode):
         return io.NodeOutput(EntityList(items + ((ms[0], prompt.strip()),)))
 
 
+EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "example_workflows", "layouts")
+EXAMPLE_PREFIX = "examples/"
+
+
+def layout_files() -> list[str]:
+    """X.json files with a matching X.png: the pack's examples, then the input folder."""
+    import folder_paths
+
+    out = []
+    for root, prefix in ((EXAMPLES_DIR, EXAMPLE_PREFIX), (folder_paths.get_input_directory(), "")):
+        if os.path.isdir(root):
+            for f in sorted(os.listdir(root)):
+                if f.lower().endswith(".json") and os.path.isfile(os.path.join(root, f[:-5] + ".png")):
+                    out.append(prefix + f)
+    return out
+
+
+def layout_path(entry: str) -> str:
+    import folder_paths
+
+    if entry.startswith(EXAMPLE_PREFIX):
+        return os.path.join(EXAMPLES_DIR, entry[len(EXAMPLE_PREFIX) :])
+    return os.path.join(folder_paths.get_input_directory(), entry)
+
+
 class LayoutFromFiles(io.ComfyNode):
-    """The official example format straight from the input folder: X.png + X.json."""
+    """The official example format: X.png + X.json from the input folder (or the pack's examples)."""
 
     @classmethod
     def define_schema(cls):
-        import folder_paths
-
-        files = (
-            sorted(f for f in os.listdir(folder_paths.get_input_directory()) if f.lower().endswith(".json"))
-            if os.path.isdir(folder_paths.get_input_directory())
-            else []
-        )
+        files = layout_files()
         return io.Schema(
             node_id="Seg2AnyLoadLayout",
             display_name="Load Seg2Any Layout (PNG + JSON)",
             category=CATEGORY,
-            description="Loads a colour-coded PNG and its official JSON (same name) from the input folder.",
+            description="Loads a colour-coded PNG and its official-format JSON (same name) from the input folder, or one of the pack's examples.",
             inputs=[io.Combo.Input("layout_json", options=files or ["(put X.png + X.json into the input folder)"])],
             outputs=[
                 io.Image.Output(display_name="segmentation"),
@@ -196,10 +215,9 @@ class LayoutFromFiles(io.ComfyNode):
 
     @classmethod
     def execute(cls, layout_json):
-        import folder_paths
         from PIL import Image
 
-        path = os.path.join(folder_paths.get_input_directory(), layout_json)
+        path = layout_path(layout_json)
         png = os.path.splitext(path)[0] + ".png"
         if not os.path.isfile(path) or not os.path.isfile(png):
             raise LayoutError(f"need both {os.path.basename(png)} and {layout_json} in the input folder")
@@ -215,9 +233,7 @@ class LayoutFromFiles(io.ComfyNode):
 
     @classmethod
     def fingerprint_inputs(cls, layout_json):
-        import folder_paths
-
-        p = os.path.join(folder_paths.get_input_directory(), layout_json)
+        p = layout_path(layout_json)
         return tuple(os.path.getmtime(x) if os.path.exists(x) else 0 for x in (p, os.path.splitext(p)[0] + ".png"))
 
 

@@ -18,6 +18,22 @@ NONE = "(none: Seg2Any attention without adapters)"
 DEMO_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "seg2any", "demo")
 
 
+EXAMPLE_INPUTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "example_workflows", "layouts")
+
+
+def copy_example_inputs() -> None:
+    """The mask-editor example loads painted images with the stock LoadImage, which only sees the
+    input folder: put our 'seg2any_example_*' pictures there once (never overwriting)."""
+    import shutil
+
+    dst = folder_paths.get_input_directory()
+    if not os.path.isdir(EXAMPLE_INPUTS) or not os.path.isdir(dst):
+        return
+    for f in os.listdir(EXAMPLE_INPUTS):
+        if f.startswith("seg2any_example_") and not os.path.exists(os.path.join(dst, f)):
+            shutil.copyfile(os.path.join(EXAMPLE_INPUTS, f), os.path.join(dst, f))
+
+
 def register_folders() -> None:
     """models/seg2any (and the shipped demo) become a model folder; models/loras is searched too."""
     default = os.path.join(folder_paths.models_dir, FOLDER)
@@ -26,6 +42,10 @@ def register_folders() -> None:
         folder_paths.add_model_folder_path(FOLDER, DEMO_DIR)
     paths, exts = folder_paths.folder_names_and_paths[FOLDER]
     folder_paths.folder_names_and_paths[FOLDER] = (paths, set(exts) | {".safetensors"})
+    try:
+        copy_example_inputs()
+    except OSError as exc:  # a read-only input folder must not break loading
+        print(f"[Seg2Any] could not copy example inputs: {exc}")
 
 
 def checkpoint_choices() -> list[str]:

@@ -20,8 +20,13 @@ T5_KEY = "t5xxl"
 
 def t5_ids_fn(clip):
     """Whole-string T5 token ids (ending with </s>) using the tokenizer inside ``clip``."""
-    tok = getattr(getattr(clip, "tokenizer", None), T5_KEY, None)
-    hf = getattr(tok, "tokenizer", None)
+    hf = None
+    holder = getattr(clip, "tokenizer", None)
+    # FluxTokenizer keeps it as .t5xxl, an SD1Tokenizer named 't5xxl' as .clip_t5xxl
+    for sub in [getattr(holder, T5_KEY, None), getattr(holder, "clip_" + T5_KEY, None), *vars(holder or object()).values()]:
+        if getattr(sub, "embedding_key", None) == T5_KEY and getattr(sub, "tokenizer", None) is not None:
+            hf = sub.tokenizer
+            break
     if hf is None:
         raise ModelMismatchError(
             "this CLIP has no T5 text encoder; Seg2Any needs FLUX's text encoders (clip_l + t5xxl, "
