@@ -107,7 +107,8 @@ class MaskedAttention:
         block_mask = self.mask_for(rule, q.dtype)
         score_mod = None
         if rule.needs_bias:
-            tags, log_alpha, place = self.tags, rule.log_alpha, rule.place
+            tags, place = self.tags, rule.place
+            log_alpha = torch.tensor(rule.log_alpha, dtype=torch.float32, device=q.device)
 
             def score_mod(score, b, h, qi, ki):
                 return score + score_bias(tags, b, qi, ki, log_alpha, place).to(score.dtype)

@@ -266,12 +266,17 @@ def visible(tags: SequenceTags, b, q, k, isolate: bool) -> torch.Tensor:
     return vis
 
 
-def score_bias(tags: SequenceTags, b, q, k, log_alpha: float, place: bool, dtype=torch.float32):
-    """Additive logit bias for allowed pairs: log(alpha) on image<->condition, log(fraction) in place mode."""
+def score_bias(tags: SequenceTags, b, q, k, log_alpha, place: bool, dtype=torch.float32):
+    """Additive logit bias for allowed pairs: log(alpha) on image<->condition, log(fraction) in place mode.
+
+    ``log_alpha`` may be a float or a 0-d tensor; FlexAttention passes a tensor, because a captured
+    Python float turns into a symbolic float when it retraces for a new length.
+    """
     kq, kk = tags.kind[b, q], tags.kind[b, k]
     pair = ((kq == Kind.IMAGE) & (kk == Kind.COND)) | ((kq == Kind.COND) & (kk == Kind.IMAGE))
     zero = torch.zeros((), dtype=dtype, device=tags.kind.device)
-    bias = torch.where(pair, torch.full((), log_alpha, dtype=dtype, device=zero.device), zero)
+    la = log_alpha.to(dtype) if isinstance(log_alpha, torch.Tensor) else torch.full((), log_alpha, dtype=dtype, device=zero.device)
+    bias = torch.where(pair, la, zero)
     if place and tags.frac is not None:
         T, n = tags.text_len, tags.n_img
         ent_q, ent_k = kq == Kind.ENTITY, kk == Kind.ENTITY

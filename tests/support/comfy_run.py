@@ -15,12 +15,12 @@ def direct(patcher, x, t, context, y, guidance, infos=None, control=None, extra_
     dm = patcher.model.diffusion_model
     topts = {"wrappers": patcher.wrappers, **(extra_options or {})}
     kwargs = {} if infos is None else {COND_KEY: Seg2AnyBatch(list(infos))}
-    patcher.patch_model()
-    try:
-        with torch.no_grad():
+    with torch.inference_mode():  # ComfyUI runs nodes (and so weight patching) in inference mode
+        patcher.patch_model()
+        try:
             return dm(x, t, context=context, y=y, guidance=guidance, control=control, transformer_options=topts, **kwargs)
-    finally:
-        patcher.unpatch_model()
+        finally:
+            patcher.unpatch_model()
 
 
 def denoise(patcher, x_in, sigma, positive, negative=None, cfg=1.0):
