@@ -38,6 +38,7 @@ from comfy.ldm.flux.model import Flux
 
 from ..attention_kernels import MaskedAttention, resolve_backend
 from ..attention_rules import MaskRule, SequencePlan
+from ..batching import condition_inputs, kernel_for, layer_rules, pad_text, plan_rows
 from ..conditioning import Seg2AnyConditioning
 from ..errors import LoraFormatError, ModelMismatchError
 from ..lora_format import ModelDims, Seg2AnyLora, adapter_state_dict, validate
@@ -355,38 +356,14 @@ class Seg2AnyPatch:
         key = (tuple(id(i) for i in infos), gh, gw, str(device), backend, control is None)
         cached = self._kernels.get(key)
         if cached is None:
-            rows = [info.row((gh, gw)) for info in infos]
-            plan = SequencePlan.build(rows, bucket=128 if backend == "flex" else 1, reorder=backend == "flex" and control is None)
-            trivial = all(info.trivial() for info in infos) and plan.length == infos[0].n_text + gh * gw
-            kernel = None if trivial else MaskedAttention(plan.tags(device), backend)
-            total = dims.n_double + dims.n_single
-            rules = [
-                None if kernel is None else LayerMask(kernel, infos[0].rule(i, dims.n_double, dims.n_single))
-                for i in range(total)
-            ]
-            if kernel is not None and len({id(i) for i in infos}) > 1:
-                for info in infos[1:]:
-                    for i in range(total):
-                        if info.rule(i, dims.n_double, dims.n_single) != rules[i].rule:
-                            raise ModelMismatchError(
-                                "conditionings batched together use different Seg2Any attention settings "
-                                "(mode, isolation blocks or shape strength); give positive and negative the same settings"
-                            )
+            plan, trivial = plan_rows(infos, (gh, gw), backend, reorder_ok=control is None)
+            kernel = kernel_for(plan, trivial, backend, device)
+            rules = [None if kernel is None else LayerMask(kernel, r) for r in layer_rules(infos, dims.n_double, dims.n_single)]
             cached = (plan, kernel, rules)
             self._kernels[key] = cached
         plan, kernel, rules = cached
-        dtype = x.dtype
-        cond_tokens = cond_ids = vec0 = None
-        if plan.cond_len:
-            cond_tokens = torch.zeros((len(infos), plan.cond_len, dims.in_channels), device=device, dtype=dtype)
-            cond_ids = torch.zeros((len(infos), plan.cond_len, 3), device=device, dtype=torch.float32)
-            for r, info in enumerate(infos):
-                c = info.condition
-                if c is None or c.count == 0:
-                    continue
-                cond_tokens[r, : c.count] = c.tokens(self.process_in).to(device, dtype)
-                cond_ids[r, : c.count] = torch.from_numpy(c.positions()).to(device, torch.float32)
-            vec0 = flux_vec(flux, torch.zeros_like(timestep), guidance, y, dtype)
+        cond_tokens, cond_ids = condition_inputs(infos, plan, dims.in_channels, device, x.dtype, self.process_in)
+        vec0 = flux_vec(flux, torch.zeros_like(timestep), guidance, y, x.dtype) if plan.cond_len else None
         return _Call(plan, kernel, rules, dims.n_double, plan.n_img, plan.text_len, plan.cond_len, cond_tokens, cond_ids, vec0)
 
     def _pad_text(self, batch, context, call: _Call):
@@ -395,10 +372,7 @@ class Seg2AnyPatch:
         infos = self._rows(batch, context.shape[0])
         if all(info.n_text == context.shape[1] for info in infos):
             return context
-        out = context.new_zeros((context.shape[0], call.text_len, context.shape[2]))
-        for r, info in enumerate(infos):
-            out[r, : info.n_text] = context[r, : info.n_text]
-        return out
+        return pad_text([context[r, : info.n_text] for r, info in enumerate(infos)], call.text_len)
 
     # -- per-call transformer_options ------------------------------------------------------
     def _call_options(self, flux: Flux, call: _Call, transformer_options: dict) -> dict:
