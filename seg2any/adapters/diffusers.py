@@ -67,10 +67,14 @@ def apply_rope(x: torch.Tensor, cs) -> torch.Tensor:
     return (xf * cos + rot * sin).to(x.dtype)
 
 
-class Seg2AnyFlux:
-    """The Seg2Any forward over a diffusers FLUX transformer (optionally with PEFT adapters)."""
+class Seg2AnyFlux(torch.nn.Module):
+    """The Seg2Any forward over a diffusers FLUX transformer (optionally with PEFT adapters).
+
+    A Module holding the transformer, so DDP / DeepSpeed wrap it and see every parameter used.
+    """
 
     def __init__(self, transformer, strengths: dict | None = None, gradient_checkpointing: bool = False):
+        super().__init__()
         self.t = transformer
         self.strengths = dict(strengths or {"default": 1.0, "cond": 1.0})
         self.ckpt = gradient_checkpointing
@@ -164,7 +168,7 @@ class Seg2AnyFlux:
         return outs[0], (outs[1] if cond is not None else None)
 
     # -- whole forward ---------------------------------------------------------------------
-    def __call__(
+    def forward(
         self,
         latents: torch.Tensor,
         timestep: torch.Tensor,

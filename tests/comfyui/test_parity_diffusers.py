@@ -85,3 +85,19 @@ def test_peft_adapters_round_trip_through_lora_factors(tiny):
     back = lora_from_peft(other)
     for k, f in lora.cond.items():
         assert torch.allclose(back.cond[k].up @ back.cond[k].down, f.up @ f.down, atol=1e-6)
+
+
+def test_full_weight_key_maps_match_comfyui(tiny):
+    """Our diffusers<->ComfyUI key maps (used to export trained models) agree with ComfyUI's own."""
+    from seg2any.adapters.comfyui import flux_dims
+    from seg2any.flux_keys import comfy_to_diffusers as ours_c2d
+    from seg2any.flux_keys import diffusers_to_comfy
+
+    p, sd = tiny
+    dims = flux_dims(build_flux(p, sd).model.diffusion_model)
+    theirs = comfy_to_diffusers(sd, p)
+    mine = ours_c2d(sd, dims)
+    assert set(mine) == set(theirs)
+    assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
+    back = diffusers_to_comfy(mine, dims)
+    assert set(back) == set(sd) and all(torch.equal(back[k], sd[k]) for k in sd)
