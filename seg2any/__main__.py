@@ -90,7 +90,9 @@ def cmd_pack_lora(a) -> int:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m seg2any", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m seg2any", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
     g = sub.add_parser("generate", help="generate an image from a layout (X.json + X.png)")
     g.add_argument("layout", help="official-format JSON (caption, seed, segments_info); the PNG beside it is the colour map")

@@ -275,7 +275,9 @@ def score_bias(tags: SequenceTags, b, q, k, log_alpha, place: bool, dtype=torch.
     kq, kk = tags.kind[b, q], tags.kind[b, k]
     pair = ((kq == Kind.IMAGE) & (kk == Kind.COND)) | ((kq == Kind.COND) & (kk == Kind.IMAGE))
     zero = torch.zeros((), dtype=dtype, device=tags.kind.device)
-    la = log_alpha.to(dtype) if isinstance(log_alpha, torch.Tensor) else torch.full((), log_alpha, dtype=dtype, device=zero.device)
+    la = (
+        log_alpha.to(dtype) if isinstance(log_alpha, torch.Tensor) else torch.full((), log_alpha, dtype=dtype, device=zero.device)
+    )
     bias = torch.where(pair, la, zero)
     if place and tags.frac is not None:
         T, n = tags.text_len, tags.n_img

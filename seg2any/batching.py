@@ -16,7 +16,9 @@ from .errors import ModelMismatchError
 FLEX_BUCKET = 128
 
 
-def plan_rows(infos: list[Seg2AnyConditioning], grid: tuple[int, int], backend: str, reorder_ok: bool) -> tuple[SequencePlan, bool]:
+def plan_rows(
+    infos: list[Seg2AnyConditioning], grid: tuple[int, int], backend: str, reorder_ok: bool
+) -> tuple[SequencePlan, bool]:
     """(plan, trivial): trivial means no entity, no condition token and no padding, i.e. plain FLUX."""
     rows = [info.row(grid) for info in infos]
     flex = backend == "flex"

@@ -109,7 +109,11 @@ def save_flux(transformer, path: str, params: dict = TINY_FLUX) -> None:
     sd = {k: v for k, v in base.state_dict().items() if "lora_" not in k}
     sd = {k.replace(".base_layer.", "."): v for k, v in sd.items()}
     comfy = diffusers_to_comfy(sd, flux_dims(transformer))
-    save_file({k: v.detach().contiguous().to(torch.float16) for k, v in comfy.items()}, path, metadata={"flux_params": json.dumps(params)})
+    save_file(
+        {k: v.detach().contiguous().to(torch.float16) for k, v in comfy.items()},
+        path,
+        metadata={"flux_params": json.dumps(params)},
+    )
 
 
 def save_t5(t5, path: str) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import re
 import time
@@ -253,7 +252,9 @@ def main(argv=None):
         loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_samples, num_workers=a.workers)
     else:
         sampler = torch.utils.data.DistributedSampler(dataset, acc.num_processes, acc.process_index, shuffle=True, seed=a.seed)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=a.batch_size, sampler=sampler, collate_fn=collate_samples, num_workers=a.workers, drop_last=True)
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_size=a.batch_size, sampler=sampler, collate_fn=collate_samples, num_workers=a.workers, drop_last=True
+        )
     net, opt, sched = acc.prepare(net, opt, sched)
 
     start = 0

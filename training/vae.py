@@ -44,7 +44,7 @@ def train_vae(dataset, steps=800, batch=16, lr=1e-3, crop=64, kl=1e-6, seed=0, d
 
         it = tqdm(it, desc="vae")
     t0 = time.time()
-    for step in it:
+    for _step in it:
         x = _batch(dataset, rng.integers(0, len(dataset), size=batch), crop, rng).to(device)
         post = vae.encode(x).latent_dist
         rec = vae.decode(post.sample()).sample

@@ -265,7 +265,10 @@ def add_seg2any_adapters(transformer, rank: int, init: str | bool = True):
 
     d = flux_dims(transformer)
     for name, targets in (("default", default_targets(d.n_double, d.n_single)), ("cond", cond_targets(d.n_double, d.n_single))):
-        transformer.add_adapter(LoraConfig(r=rank, lora_alpha=rank, lora_dropout=0.0, bias="none", init_lora_weights=init, target_modules=targets), adapter_name=name)
+        transformer.add_adapter(
+            LoraConfig(r=rank, lora_alpha=rank, lora_dropout=0.0, bias="none", init_lora_weights=init, target_modules=targets),
+            adapter_name=name,
+        )
     transformer.set_adapters(["default", "cond"])
     return transformer
 
@@ -284,4 +287,3 @@ def load_lora_into(transformer, lora: Seg2AnyLora, rank: int | None = None):
                 m.lora_A[adapter].weight.copy_(f.down)
                 m.lora_B[adapter].weight.copy_(f.up * (f.scale / m.scaling[adapter]))
     return transformer
-

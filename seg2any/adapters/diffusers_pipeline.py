@@ -23,7 +23,7 @@ from ..contour import entity_contour_map, generation_size
 from ..layout import Layout
 from ..lora_format import Seg2AnyLora
 from ..schedule import official_sigmas
-from ..t5_tokens import ENTITY_MAX_TOKENS, GLOBAL_MAX_TOKENS, enforce_budget, budget_report, fit_to_length
+from ..t5_tokens import ENTITY_MAX_TOKENS, GLOBAL_MAX_TOKENS, budget_report, enforce_budget, fit_to_length
 from .diffusers import Seg2AnyFlux, load_lora_into
 
 DEMO_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demo")
@@ -254,4 +254,14 @@ def load_flux_dev(flux_dir: str, lora_path: str, device="cuda", dtype=torch.bflo
     def ids(text):
         return list(t5_tok(text)["input_ids"])
 
-    return Models(transformer.to(device).eval(), vae.to(device).eval(), t5.to(device).eval(), ids, clip.to(device).eval(), clip_tok, shift, scale, 3.5)
+    return Models(
+        transformer.to(device).eval(),
+        vae.to(device).eval(),
+        t5.to(device).eval(),
+        ids,
+        clip.to(device).eval(),
+        clip_tok,
+        shift,
+        scale,
+        3.5,
+    )

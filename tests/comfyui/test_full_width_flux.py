@@ -7,13 +7,13 @@ from __future__ import annotations
 import math
 import os
 
+import comfy.sd
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-import comfy.sd
 from seg2any.adapters.comfyui import apply_seg2any
 from seg2any.adapters.comfyui_models import build_flux, flux_params
 from seg2any.lora_format import Seg2AnyLora, write_checkpoint
@@ -59,13 +59,27 @@ def files(tmp_path_factory):
     # the FLUX VAE architecture, random weights, with the keys ComfyUI detects as a FLUX ae
     from comfy.ldm.models.autoencoder import AutoencodingEngine
 
-    ddconfig = {"double_z": True, "z_channels": 16, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 128, "ch_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attn_resolutions": [], "dropout": 0.0}
+    ddconfig = {
+        "double_z": True,
+        "z_channels": 16,
+        "resolution": 256,
+        "in_channels": 3,
+        "out_ch": 3,
+        "ch": 128,
+        "ch_mult": [1, 2, 4, 4],
+        "num_res_blocks": 2,
+        "attn_resolutions": [],
+        "dropout": 0.0,
+    }
     ae = AutoencodingEngine(
         regularizer_config={"target": "comfy.ldm.models.autoencoder.DiagonalGaussianRegularizer"},
         encoder_config={"target": "comfy.ldm.modules.diffusionmodules.model.Encoder", "params": ddconfig},
         decoder_config={"target": "comfy.ldm.modules.diffusionmodules.model.Decoder", "params": ddconfig},
     )
-    vae_sd = {k: (_random(v.shape, g) if v.ndim > 1 else 0.02 * torch.randn(v.shape, generator=g)).to(torch.float16) for k, v in ae.state_dict().items()}
+    vae_sd = {
+        k: (_random(v.shape, g) if v.ndim > 1 else 0.02 * torch.randn(v.shape, generator=g)).to(torch.float16)
+        for k, v in ae.state_dict().items()
+    }
     for k in vae_sd:
         if "norm" in k and k.endswith("weight"):
             vae_sd[k] = torch.ones_like(vae_sd[k])
@@ -99,7 +113,9 @@ def _info(size=(64, 64)):
     m[1, 36:60, 20:44] = True
     lay = layout_from_masks("g", list(m), ["a", "b"])
     keep = keep_mask_from_contour(entity_contour_map(m, *size, 1))
-    cond = ConditionTokens(torch.randn(1, 16, size[0] // 8, size[1] // 8, generator=torch.Generator().manual_seed(3)), keep, 1, size)
+    cond = ConditionTokens(
+        torch.randn(1, 16, size[0] // 8, size[1] // 8, generator=torch.Generator().manual_seed(3)), keep, 1, size
+    )
     return Seg2AnyConditioning(lay, (5, 2, 2), cond)
 
 
@@ -134,11 +150,26 @@ def test_stock_loaders_run_a_seg2any_graph(files, unet):
             "1": {"class_type": "UNETLoader", "inputs": {"unet_name": unet, "weight_dtype": "default"}},
             "2": {"class_type": "Seg2AnyTestWideClip", "inputs": {"seed": 0}},
             "3": {"class_type": "VAELoader", "inputs": {"vae_name": "ae.safetensors"}},
-            "4": {"class_type": "Seg2AnyLoadLoRA", "inputs": {"model": ["1", 0], "checkpoint": "wide_lora/", "strength_default": 1.0, "strength_cond": 1.0, "attention": "auto"}},
+            "4": {
+                "class_type": "Seg2AnyLoadLoRA",
+                "inputs": {
+                    "model": ["1", 0],
+                    "checkpoint": "wide_lora/",
+                    "strength_default": 1.0,
+                    "strength_cond": 1.0,
+                    "attention": "auto",
+                },
+            },
             "m": {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 64, "height": 64}},
             "e": {"class_type": "Seg2AnyEntity", "inputs": {"mask": ["m", 0], "prompt": "a red square"}},
-            "5": {"class_type": "Seg2AnyRegionalPromptBuilder", "inputs": {"clip": ["2", 0], "global_prompt": "a test", "entities": ["e", 0]}},
-            "6": {"class_type": "Seg2AnyEntityContourEncoder", "inputs": {"vae": ["3", 0], "layout": ["5", 0], "cond_scale_factor": 1}},
+            "5": {
+                "class_type": "Seg2AnyRegionalPromptBuilder",
+                "inputs": {"clip": ["2", 0], "global_prompt": "a test", "entities": ["e", 0]},
+            },
+            "6": {
+                "class_type": "Seg2AnyEntityContourEncoder",
+                "inputs": {"vae": ["3", 0], "layout": ["5", 0], "cond_scale_factor": 1},
+            },
             "7": {
                 "class_type": "Seg2AnyMaskedFluxSampler",
                 "inputs": {

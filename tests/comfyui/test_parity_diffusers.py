@@ -65,7 +65,9 @@ def test_diffusers_and_comfyui_adapters_agree(tiny, info_factory, mode):
     y = torch.randn(2, 16, generator=g)
     t = torch.tensor([0.3, 0.8])
     gd = torch.tensor([3.5, 3.5])
-    ours = run_diffusers(model, [a, b], [ca[0], cb[0]], x, t, y, gd, base.model.latent_format.process_in, {"default": 1.0, "cond": 0.7})
+    ours = run_diffusers(
+        model, [a, b], [ca[0], cb[0]], x, t, y, gd, base.model.latent_format.process_in, {"default": 1.0, "cond": 0.7}
+    )
     import math
 
     lcm = math.lcm(a.n_text, b.n_text)

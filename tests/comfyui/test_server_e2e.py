@@ -50,7 +50,12 @@ def object_info(server):
 def test_nodes_are_registered_under_seg2any(object_info):
     ours = {k: v for k, v in object_info.items() if k.startswith("Seg2Any") and not k.startswith("Seg2AnyTest")}
     names = {v["display_name"] for v in ours.values()}
-    for required in ("Load Seg2Any LoRA", "Regional Prompt Builder (Seg2Any)", "Entity Contour Encoder (Seg2Any)", "Masked FLUX Sampler (Seg2Any)"):
+    for required in (
+        "Load Seg2Any LoRA",
+        "Regional Prompt Builder (Seg2Any)",
+        "Entity Contour Encoder (Seg2Any)",
+        "Masked FLUX Sampler (Seg2Any)",
+    ):
         assert required in names
     assert all(v["category"] == "Seg2Any" for v in ours.values())
     assert "seg2any (official)" in object_info["Seg2AnyMaskedFluxSampler"]["input"]["required"]["scheduler"][1]["options"]
@@ -101,7 +106,9 @@ def saved_images(server, result) -> list[str]:
 def layout_size(api: dict) -> tuple[int, int]:
     for node in api.values():
         if node["class_type"] == "Seg2AnyLoadLayout":
-            with Image.open(os.path.join(ROOT, "example_workflows", "layouts", node["inputs"]["layout_json"].split("/", 1)[1][:-5] + ".png")) as im:
+            with Image.open(
+                os.path.join(ROOT, "example_workflows", "layouts", node["inputs"]["layout_json"].split("/", 1)[1][:-5] + ".png")
+            ) as im:
                 return im.size
         if node["class_type"] == "LoadImage":
             with Image.open(os.path.join(ROOT, "example_workflows", "layouts", node["inputs"]["image"])) as im:
@@ -144,7 +151,10 @@ def small_graph(entities: list[tuple[int, int, str]], lora="test_lora/", segment
         "1": {"class_type": "Seg2AnyTestTinyFlux", "inputs": {"seed": 0}},
         "2": {"class_type": "Seg2AnyTestTinyClip", "inputs": {"seed": 0}},
         "3": {"class_type": "Seg2AnyTestTinyVae", "inputs": {"seed": 0}},
-        "4": {"class_type": "Seg2AnyLoadLoRA", "inputs": {"model": ["1", 0], "checkpoint": lora, "strength_default": 1.0, "strength_cond": 1.0, "attention": "auto"}},
+        "4": {
+            "class_type": "Seg2AnyLoadLoRA",
+            "inputs": {"model": ["1", 0], "checkpoint": lora, "strength_default": 1.0, "strength_cond": 1.0, "attention": "auto"},
+        },
     }
     prev = None
     for k, (w, h, prompt) in enumerate(entities):
@@ -159,7 +169,10 @@ def small_graph(entities: list[tuple[int, int, str]], lora="test_lora/", segment
         g["img"] = {"class_type": "Seg2AnyLoadLayout", "inputs": {"layout_json": "examples/reading_nook.json"}}
         builder = {"clip": ["2", 0], "global_prompt": "", "segmentation": ["img", 0], "segments": segments_override}
     g["5"] = {"class_type": "Seg2AnyRegionalPromptBuilder", "inputs": builder}
-    g["6"] = {"class_type": "Seg2AnyEntityContourEncoder", "inputs": {"vae": ["3", 0], "layout": ["5", 0], "cond_scale_factor": 1}}
+    g["6"] = {
+        "class_type": "Seg2AnyEntityContourEncoder",
+        "inputs": {"vae": ["3", 0], "layout": ["5", 0], "cond_scale_factor": 1},
+    }
     g["7"] = {
         "class_type": "Seg2AnyMaskedFluxSampler",
         "inputs": {
@@ -187,7 +200,10 @@ LONG = "an extremely ornate and intricately detailed " * 9
 
 BAD = {
     "mask-size-mismatch": (small_graph([(64, 64, "a cat"), (96, 64, "a dog")]), "mask is 96x64 but entity 1 'a cat' is 64x64"),
-    "unknown-colour": (small_graph([], segments_override='{"segments_info": [{"color": [1, 2, 3], "text": "a ghost"}]}'), "colour [1, 2, 3]"),
+    "unknown-colour": (
+        small_graph([], segments_override='{"segments_info": [{"color": [1, 2, 3], "text": "a ghost"}]}'),
+        "colour [1, 2, 3]",
+    ),
     "60-token-entity": (small_graph([(64, 64, LONG)]), "exceed 50 T5 tokens"),
     "corrupt-lora": (small_graph([(64, 64, "a cat")], lora="corrupt_seg2any.safetensors"), "cannot read"),
 }

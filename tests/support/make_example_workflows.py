@@ -28,7 +28,12 @@ FLUX_LOADERS = [
         "id": 4,
         "type": "Seg2AnyLoadLoRA",
         "pos": [360, 0],
-        "widgets": {"checkpoint": "sacap_1m/checkpoint-20000/", "strength_default": 1.0, "strength_cond": 1.0, "attention": "auto"},
+        "widgets": {
+            "checkpoint": "sacap_1m/checkpoint-20000/",
+            "strength_default": 1.0,
+            "strength_cond": 1.0,
+            "attention": "auto",
+        },
         "links": {"model": (1, 0)},
     },
 ]
@@ -48,7 +53,13 @@ Each entity's caption must stay within 50 T5 tokens (the builder reports counts)
 def tail(first_id: int, layout_src, caption_prefix: str, seed: int):
     i = first_id
     return [
-        {"id": i, "type": "Seg2AnyEntityContourEncoder", "pos": [760, 330], "widgets": {"cond_scale_factor": 2}, "links": {"vae": (3, 0), "layout": layout_src}},
+        {
+            "id": i,
+            "type": "Seg2AnyEntityContourEncoder",
+            "pos": [760, 330],
+            "widgets": {"cond_scale_factor": 2},
+            "links": {"vae": (3, 0), "layout": layout_src},
+        },
         {
             "id": i + 1,
             "type": "Seg2AnyMaskedFluxSampler",
@@ -69,8 +80,21 @@ def tail(first_id: int, layout_src, caption_prefix: str, seed: int):
             "links": {"model": (4, 0), "layout": layout_src, "condition": (i, 0)},
         },
         {"id": i + 2, "type": "VAEDecode", "pos": [1500, 0], "links": {"samples": (i + 1, 0), "vae": (3, 0)}},
-        {"id": i + 3, "type": "SaveImage", "pos": [1720, 0], "size": [420, 460], "widgets": {"filename_prefix": caption_prefix}, "links": {"images": (i + 2, 0)}},
-        {"id": i + 4, "type": "Seg2AnyLayoutPreview", "pos": [1720, 500], "size": [520, 420], "links": {"layout": layout_src, "image": (i + 2, 0)}},
+        {
+            "id": i + 3,
+            "type": "SaveImage",
+            "pos": [1720, 0],
+            "size": [420, 460],
+            "widgets": {"filename_prefix": caption_prefix},
+            "links": {"images": (i + 2, 0)},
+        },
+        {
+            "id": i + 4,
+            "type": "Seg2AnyLayoutPreview",
+            "pos": [1720, 500],
+            "size": [520, 420],
+            "links": {"layout": layout_src, "image": (i + 2, 0)},
+        },
         {"id": i + 5, "type": "PreviewImage", "pos": [1120, 480], "size": [300, 320], "links": {"images": (i, 1)}},
     ]
 
@@ -101,11 +125,21 @@ def mask_editor_workflow():
     prev = None
     nid = 20
     for k, (name, prompt) in enumerate(prompts.items()):
-        nodes.append({"id": nid, "type": "LoadImage", "pos": [360, 200 + 330 * k], "size": [300, 300], "widgets": {"image": f"seg2any_example_painted_{name}.png"}})
+        nodes.append(
+            {
+                "id": nid,
+                "type": "LoadImage",
+                "pos": [360, 200 + 330 * k],
+                "size": [300, 300],
+                "widgets": {"image": f"seg2any_example_painted_{name}.png"},
+            }
+        )
         links = {"mask": (nid, 1)}
         if prev is not None:
             links["entities"] = (prev, 0)
-        nodes.append({"id": nid + 1, "type": "Seg2AnyEntity", "pos": [700, 200 + 330 * k], "widgets": {"prompt": prompt}, "links": links})
+        nodes.append(
+            {"id": nid + 1, "type": "Seg2AnyEntity", "pos": [700, 200 + 330 * k], "widgets": {"prompt": prompt}, "links": links}
+        )
         prev = nid + 1
         nid += 2
     nodes.append(
@@ -150,7 +184,13 @@ def demo_workflow():
             "widgets": {"global_prompt": "", "segments": "", "mask_prompts": "", "negative_prompt": ""},
             "links": {"clip": (1, 1), "segmentation": (5, 0), "segments": (5, 1)},
         },
-        {"id": 7, "type": "Seg2AnyEntityContourEncoder", "pos": [760, 330], "widgets": {"cond_scale_factor": 1}, "links": {"vae": (1, 2), "layout": (6, 0)}},
+        {
+            "id": 7,
+            "type": "Seg2AnyEntityContourEncoder",
+            "pos": [760, 330],
+            "widgets": {"cond_scale_factor": 1},
+            "links": {"vae": (1, 2), "layout": (6, 0)},
+        },
         {
             "id": 8,
             "type": "Seg2AnyMaskedFluxSampler",
@@ -171,8 +211,21 @@ def demo_workflow():
             "links": {"model": (4, 0), "layout": (6, 0), "condition": (7, 0)},
         },
         {"id": 9, "type": "VAEDecode", "pos": [1500, 0], "links": {"samples": (8, 0), "vae": (1, 2)}},
-        {"id": 10, "type": "SaveImage", "pos": [1720, 0], "size": [420, 460], "widgets": {"filename_prefix": "seg2any_demo"}, "links": {"images": (9, 0)}},
-        {"id": 11, "type": "Seg2AnyLayoutPreview", "pos": [1720, 500], "size": [520, 420], "links": {"layout": (6, 0), "image": (9, 0)}},
+        {
+            "id": 10,
+            "type": "SaveImage",
+            "pos": [1720, 0],
+            "size": [420, 460],
+            "widgets": {"filename_prefix": "seg2any_demo"},
+            "links": {"images": (9, 0)},
+        },
+        {
+            "id": 11,
+            "type": "Seg2AnyLayoutPreview",
+            "pos": [1720, 500],
+            "size": [520, 420],
+            "links": {"layout": (6, 0), "image": (9, 0)},
+        },
     ]
     note = (
         "## Seg2Any demo (runs on CPU, no downloads)\n\nA small FLUX-architecture model trained in this repository on "

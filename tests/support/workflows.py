@@ -85,9 +85,7 @@ def ui_to_api(ui: dict, object_info: dict) -> dict:
         slots = widget_slots(info)
         need = sum(n for _, n in slots)
         if len(values) != need:
-            raise ValueError(
-                f"node {nid} ({t}): {len(values)} widget values but its inputs {[s[0] for s in slots]} need {need}"
-            )
+            raise ValueError(f"node {nid} ({t}): {len(values)} widget values but its inputs {[s[0] for s in slots]} need {need}")
         pos = 0
         for name, n in slots:
             inputs[name] = values[pos]
@@ -215,7 +213,11 @@ def ui_links(ui: dict) -> set[tuple[str, int, str, str]]:
     nodes = {n["id"]: n for n in ui["nodes"]}
     out = set()
     for lk in ui["links"]:
-        lid, src, slot, tgt, tslot, _ = lk if isinstance(lk, list) else (lk["id"], lk["origin_id"], lk["origin_slot"], lk["target_id"], lk["target_slot"], None)
+        lid, src, slot, tgt, tslot, _ = (
+            lk
+            if isinstance(lk, list)
+            else (lk["id"], lk["origin_id"], lk["origin_slot"], lk["target_id"], lk["target_slot"], None)
+        )
         name = nodes[tgt]["inputs"][tslot]["name"]
         out.add((str(src), slot, str(tgt), name))
     return out
