@@ -40,7 +40,13 @@ class EncodedLayout:
     budget: tuple[BudgetLine, ...] = ()
 
     def report(self) -> str:
-        lines = [str(b) for b in self.budget]
+        area = self.layout.height * self.layout.width
+        lines = []
+        for b in self.budget:
+            share = ""
+            if 0 <= b.index < len(self.layout.entities):
+                share = f", {100.0 * self.layout.entities[b.index].mask.sum() / area:.1f}% of the image"
+            lines.append(f"{b}{share}")
         lines += list(self.layout.notes)
         return "\n".join(lines)
 

@@ -61,6 +61,8 @@ def render_layout(
         if ys.size:
             cy, cx = int(np.median(ys)), int(np.median(xs))
             _label(out, str(i + 1), (cx, cy), scale * 1.4, c)
+    if legend_width <= 0:
+        return out
     legend = np.full((h, legend_width, 3), 24, np.uint8)
     y = int(28 * scale) + 6
     line = int(26 * scale) + 8

@@ -47,13 +47,17 @@ def stage_vae(out, p, device, log):
     from .vae import calibrate, reconstruction_psnr, train_vae
 
     path = os.path.join(out, "vae.safetensors")
-    if os.path.exists(path):
-        return path
-    ds = SyntheticShapes(min(p["n_data"], 4000), resolution=128, seed=1)
-    vae = train_vae(ds, steps=p["vae_steps"], device=device)
-    calibrate(vae, ds, device=device)
-    log["vae_psnr"] = reconstruction_psnr(vae, ds, device=device)
-    save_vae(vae, path)
+    stats = os.path.join(out, "vae.json")
+    if not os.path.exists(path):
+        ds = SyntheticShapes(min(p["n_data"], 4000), resolution=128, seed=1)
+        vae = train_vae(ds, steps=p["vae_steps"], device=device)
+        calibrate(vae, ds, device=device)
+        with open(stats, "w") as f:
+            json.dump({"psnr": reconstruction_psnr(vae, ds, device=device)}, f)
+        save_vae(vae, path)
+    if os.path.exists(stats):
+        with open(stats) as f:
+            log["vae_psnr"] = json.load(f)["psnr"]
     return path
 
 

@@ -69,7 +69,9 @@ def parse_args(argv=None):
     ap.add_argument("--cond-scale-factor", type=int, default=1)
     ap.add_argument("--no-condition", action="store_true", help="train without condition tokens (ablation)")
     ap.add_argument("--guidance", type=float, default=1.0, help="embedded guidance while training (official: 1)")
-    ap.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default="no")
+    ap.add_argument(
+        "--mixed-precision", choices=["no", "bf16", "fp16"], default=None, help="default: the accelerate config's (else no)"
+    )
     ap.add_argument("--gradient-checkpointing", action="store_true")
     ap.add_argument("--bucket", action="store_true", help="bucket batches by condition/text token counts (official GroupSampler)")
     ap.add_argument("--workers", type=int, default=0)
@@ -205,20 +207,8 @@ def export(transformer, stage, path, params):
 # ----------------------------------------------------------------------------------------------
 
 
-def main(argv=None):
-    a = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
-
-    acc = Accelerator(mixed_precision=a.mixed_precision, gradient_accumulation_steps=a.grad_accum)
-    set_seed(a.seed)
-    os.makedirs(a.out, exist_ok=True)
-    if acc.is_main_process:
-        with open(os.path.join(a.out, "args.json"), "w") as f:
-            json.dump(vars(a), f, indent=1)
-    device = acc.device
-
+def small_models(a, device):
+    """The small model family (t2i pretraining or adapters on a t2i checkpoint), small VAE and T5."""
     vae = load_vae(a.vae).to(device).eval().requires_grad_(False)
     t5 = (load_t5(a.t5) if a.t5 else new_t5(a.seed)).to(device).eval().requires_grad_(False)
     tok = T5Tokenizer(spiece_path())
@@ -239,6 +229,47 @@ def main(argv=None):
         lr = a.lr or 1e-4
     transformer.to(device)
     models = Models(transformer, vae, t5, tok.ids, guidance_default=a.guidance)
+    return transformer, params, trainable, lr, models
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    acc = Accelerator(mixed_precision=a.mixed_precision, gradient_accumulation_steps=a.grad_accum)
+    if acc.state.deepspeed_plugin is not None:
+        # our loader is not passed to prepare(); DeepSpeed needs the per-GPU batch from us
+        acc.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = a.batch_size
+    set_seed(a.seed)
+    os.makedirs(a.out, exist_ok=True)
+    if acc.is_main_process:
+        with open(os.path.join(a.out, "args.json"), "w") as f:
+            json.dump(vars(a), f, indent=1)
+    device = acc.device
+
+    if a.base and os.path.isdir(a.base):
+        # FLUX.1-dev (diffusers layout): its own VAE, T5, CLIP and tokenizers; adapters only
+        if a.stage != "seg2any":
+            raise SystemExit("a diffusers FLUX folder as --base is for --stage seg2any (adapters on a frozen model)")
+        from seg2any.adapters.diffusers_pipeline import load_flux_dev_base
+
+        dtype = torch.bfloat16 if acc.mixed_precision == "bf16" else torch.float32
+        models = load_flux_dev_base(a.base, device, dtype)
+        for m in (models.vae, models.t5, models.clip):
+            m.requires_grad_(False)
+        models.guidance_default = a.guidance
+        transformer, params = models.transformer, None
+        transformer.requires_grad_(False)
+        add_seg2any_adapters(transformer, a.rank, init=True)
+        trainable = [p for n, p in transformer.named_parameters() if "lora_" in n]
+        for p in trainable:
+            p.requires_grad_(True)
+            p.data = p.data.float()  # fp32 master weights for the adapters
+        lr = a.lr or 1e-4
+    else:
+        transformer, params, trainable, lr, models = small_models(a, device)
     net = Seg2AnyFlux(transformer, gradient_checkpointing=a.gradient_checkpointing)
     opt = torch.optim.AdamW(trainable, lr=lr, betas=(0.9, 0.999), weight_decay=a.weight_decay, eps=1e-8)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, a.warmup)))

@@ -231,25 +231,19 @@ def load_demo(demo_dir: str = DEMO_DIR, lora: Seg2AnyLora | None = None, device=
     return Models(transformer.to(device).eval(), vae.to(device).eval(), t5.to(device).eval(), tok.ids, guidance_default=1.0)
 
 
-def load_flux_dev(flux_dir: str, lora_path: str, device="cuda", dtype=torch.bfloat16) -> Models:
-    """FLUX.1-dev in diffusers layout + an official Seg2Any checkpoint."""
+def load_flux_dev_base(flux_dir: str, device="cuda", dtype=torch.bfloat16) -> Models:
+    """FLUX.1-dev in diffusers layout (transformer/, vae/, text_encoder*/, tokenizer*/), no adapters."""
     from diffusers import AutoencoderKL, FluxTransformer2DModel
     from transformers import CLIPTextModel, CLIPTokenizer, T5EncoderModel, T5TokenizerFast
 
-    from ..lora_format import load_checkpoint, validate
-    from .diffusers import flux_dims
-
     transformer = FluxTransformer2DModel.from_pretrained(flux_dir, subfolder="transformer", torch_dtype=dtype)
-    lora = load_checkpoint(lora_path)
-    validate(lora, flux_dims(transformer))
-    load_lora_into(transformer, lora)
     vae = AutoencoderKL.from_pretrained(flux_dir, subfolder="vae", torch_dtype=torch.float32)
     t5 = T5EncoderModel.from_pretrained(flux_dir, subfolder="text_encoder_2", torch_dtype=dtype)
     t5_tok = T5TokenizerFast.from_pretrained(flux_dir, subfolder="tokenizer_2")
     clip = CLIPTextModel.from_pretrained(flux_dir, subfolder="text_encoder", torch_dtype=dtype)
     clip_tok = CLIPTokenizer.from_pretrained(flux_dir, subfolder="tokenizer")
-    shift = float(getattr(vae.config, "shift_factor", None) or FLUX_SHIFT)
-    scale = float(getattr(vae.config, "scaling_factor", None) or FLUX_SCALE)
+    shift = getattr(vae.config, "shift_factor", None)
+    scale = getattr(vae.config, "scaling_factor", None)
 
     def ids(text):
         return list(t5_tok(text)["input_ids"])
@@ -261,7 +255,20 @@ def load_flux_dev(flux_dir: str, lora_path: str, device="cuda", dtype=torch.bflo
         ids,
         clip.to(device).eval(),
         clip_tok,
-        shift,
-        scale,
+        FLUX_SHIFT if shift is None else float(shift),
+        FLUX_SCALE if scale is None else float(scale),
         3.5,
     )
+
+
+def load_flux_dev(flux_dir: str, lora_path: str, device="cuda", dtype=torch.bfloat16) -> Models:
+    """FLUX.1-dev in diffusers layout + an official Seg2Any checkpoint."""
+    from ..lora_format import load_checkpoint, validate
+    from .diffusers import flux_dims
+
+    lora = load_checkpoint(lora_path)  # read (and refuse) before the big load
+    models = load_flux_dev_base(flux_dir, device, dtype)
+    validate(lora, flux_dims(models.transformer))
+    load_lora_into(models.transformer, lora)
+    models.transformer.to(device)
+    return models
