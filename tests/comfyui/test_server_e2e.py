@@ -65,6 +65,23 @@ def test_example_workflows_are_listed_as_templates(server):
     templates = server.get("/workflow_templates")
     listed = set(templates.get("seg2any-nodes", []))
     assert listed == {os.path.splitext(os.path.basename(p))[0] for p in EXAMPLES}
+    from urllib import request
+
+    for name in sorted(listed):  # the thumbnail the template browser asks for is served
+        with request.urlopen(f"{server.url}/api/workflow_templates/seg2any-nodes/{name}.jpg", timeout=30) as r:
+            assert r.status == 200 and r.read(3) == b"\xff\xd8\xff", name
+
+
+def test_every_node_has_a_help_page(object_info):
+    """web/docs/<NodeClass>.md is what the frontend shows as the node's documentation."""
+    ours = [k for k, v in object_info.items() if v.get("python_module", "").endswith("seg2any-nodes")]
+    assert len(ours) >= 9
+    docs = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "web", "docs")
+    for node in ours:
+        path = os.path.join(docs, node + ".md")
+        assert os.path.isfile(path), f"no help page for {node}"
+        with open(path, encoding="utf-8") as f:
+            assert f.readline().startswith("# "), node
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[os.path.basename(p) for p in EXAMPLES])

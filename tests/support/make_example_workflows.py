@@ -1,6 +1,7 @@
 """Regenerate example_workflows/*.json (UI format) from the specs below.
 
     python -m tests.support.make_example_workflows        # needs COMFYUI_PATH
+    python -m tests.support.make_example_workflows --thumbnails   # only the .jpg thumbnails
 
 It starts a ComfyUI server with the pack to read /object_info, so widget order always matches
 the nodes. The e2e tests convert the written files back to API prompts and run them.
@@ -243,7 +244,67 @@ WORKFLOWS = {
 }
 
 
+def _layout_sheet(layout, scale: int = 2):
+    """Layout preview beside its Entity Contour Map: what the FLUX templates do, without FLUX."""
+    import numpy as np
+
+    from seg2any.contour import entity_contour_map, generation_size
+    from seg2any.preview import render_layout
+
+    left = render_layout(layout, legend_width=0)
+    h, w = generation_size(layout.height, layout.width, scale)
+    contour = entity_contour_map(layout.masks, h, w, scale)
+    from PIL import Image
+
+    contour = np.array(Image.fromarray(contour).resize((left.shape[1], left.shape[0]), Image.NEAREST))
+    return np.concatenate([left, np.full((left.shape[0], 8, 3), 255, np.uint8), contour], axis=1)
+
+
+def thumbnails(out_dir: str) -> None:
+    """example_workflows/<name>.jpg, shown by ComfyUI's template browser next to each template."""
+    import numpy as np
+    from PIL import Image
+
+    from seg2any.example_layouts import mask_editor_inputs
+    from seg2any.layout import layout_from_masks, layout_from_segmentation
+
+    sheets = {}
+    for name, ex in (("seg2any_reading_nook", "reading_nook"), ("seg2any_badge_grid", "badge_grid")):
+        with open(os.path.join(out_dir, "layouts", ex + ".json"), encoding="utf-8") as f:
+            spec = json.load(f)
+        seg = np.array(Image.open(os.path.join(out_dir, "layouts", ex + ".png")).convert("RGB"))
+        sheets[name] = _layout_sheet(layout_from_segmentation(seg, spec))
+    painted = mask_editor_inputs()
+    names = ["balloon", "mountain", "cabin"]
+    masks = np.stack([np.array(painted[n])[..., 3] == 0 for n in names])
+    sheets["seg2any_mask_editor"] = _layout_sheet(layout_from_masks("mask editor", masks, names))
+    demo_json = os.path.join(out_dir, "layouts", "demo_shapes.json")
+    if os.path.isfile(demo_json) and "seg2any_demo" in WORKFLOWS:
+        from seg2any.__main__ import main as cli
+
+        tmp = os.path.join(tempfile.mkdtemp(), "demo.png")
+        cli(["generate", demo_json, "--out", tmp])
+        with open(demo_json, encoding="utf-8") as f:
+            spec = json.load(f)
+        seg = np.array(Image.open(demo_json[:-5] + ".png").convert("RGB"))
+        from seg2any.preview import render_layout
+
+        left = render_layout(layout_from_segmentation(seg, spec), legend_width=0)
+        right = np.array(Image.open(tmp).convert("RGB").resize((left.shape[1], left.shape[0])))
+        sheets["seg2any_demo"] = np.concatenate([left, np.full((left.shape[0], 8, 3), 255, np.uint8), right], axis=1)
+    for name, sheet in sheets.items():
+        img = Image.fromarray(sheet)
+        img.thumbnail((768, 768))
+        img.save(os.path.join(out_dir, name + ".jpg"), quality=85)
+        print("wrote", name + ".jpg")
+
+
 def main():
+    import sys
+
+    if "--thumbnails" in sys.argv:
+        thumbnails(os.path.join(ROOT, "example_workflows"))
+        return
     base = tempfile.mkdtemp(prefix="seg2any-wf-")
     server = ComfyServer(os.environ.get("COMFYUI_PATH", "/opt/ComfyUI"), base).start()
     try:
@@ -257,6 +318,7 @@ def main():
         with open(os.path.join(out_dir, name + ".json"), "w", encoding="utf-8") as f:
             json.dump(ui, f, indent=1)
         print("wrote", name)
+    thumbnails(out_dir)
 
 
 if __name__ == "__main__":
