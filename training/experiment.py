@@ -33,11 +33,13 @@ PROFILES = {
         vae_steps=4000, t2i_steps=20000, t2i_batch=64, s2a_steps=8000, s2a_batch=64, n_data=50000, eval_n=200, eval_steps=28
     ),
 }
+# (row name, adapters to use, generate() options)
 CONFIGS = [
-    ("base model, global caption only", dict(use_entities=False)),
-    ("Seg2Any base mode", dict(mode="base")),
-    ("Seg2Any hard mode", dict(mode="hard")),
-    ("Seg2Any hard mode, no condition tokens", dict(mode="hard", use_condition=False)),
+    ("base model, global caption only", "main", dict(use_entities=False)),
+    ("Seg2Any base mode", "main", dict(mode="base")),
+    ("Seg2Any hard mode", "main", dict(mode="hard")),
+    ("Seg2Any hard mode, no condition tokens (trained without)", "nocond", dict(mode="hard", use_condition=False)),
+    ("Seg2Any hard mode, condition tokens dropped at inference", "main", dict(mode="hard", use_condition=False)),
 ]
 
 
@@ -59,6 +61,25 @@ def stage_vae(out, p, device, log):
         with open(stats) as f:
             log["vae_psnr"] = json.load(f)["psnr"]
     return path
+
+
+def stage_times(out) -> dict:
+    path = os.path.join(out, "stage_minutes.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    return {}
+
+
+def timed(out, name, fn, *args):
+    """Run a stage and add its wall time to out/stage_minutes.json (kept across resumed runs)."""
+    t0 = time.time()
+    result = fn(*args)
+    times = stage_times(out)
+    times[name] = times.get(name, 0.0) + (time.time() - t0) / 60
+    with open(os.path.join(out, "stage_minutes.json"), "w") as f:
+        json.dump(times, f, indent=1)
+    return result
 
 
 def run_train(args: list[str]) -> str:
@@ -83,7 +104,7 @@ def eval_layouts(n, seed=12345):
 
 
 @torch.no_grad()
-def evaluate(models, picked, steps, out_dir, log):
+def evaluate(model_sets, picked, steps, out_dir, log):
     from PIL import Image
 
     from seg2any.adapters.diffusers_pipeline import generate
@@ -91,7 +112,8 @@ def evaluate(models, picked, steps, out_dir, log):
     from .metrics import aggregate, shape_metrics
 
     rows, grids = [], {}
-    for name, kw in CONFIGS:
+    for name, which, kw in CONFIGS:
+        models = model_sets[which]
         t0 = time.time()
         records, imgs = [], []
         strengths = {"default": 0.0, "cond": 0.0} if not kw.get("use_entities", True) else None
@@ -112,7 +134,9 @@ def evaluate(models, picked, steps, out_dir, log):
 
     tops = [render_layout(s.layout, legend_width=0)[:, : s.layout.width] for s, _, _ in picked[:8]]
     real = [s.image for s, _, _ in picked[:8]]
-    sheet = np.concatenate([np.concatenate(tops, axis=1), np.concatenate(real, axis=1)] + [grids[n] for n, _ in CONFIGS], axis=0)
+    sheet = np.concatenate(
+        [np.concatenate(tops, axis=1), np.concatenate(real, axis=1)] + [grids[n] for n, _, _ in CONFIGS], axis=0
+    )
     Image.fromarray(sheet).save(os.path.join(out_dir, "samples.png"))
     return rows
 
@@ -127,7 +151,8 @@ def write_results(path, rows, log, cmd, sheet_rel):
         cmd,
         "```",
         "",
-        f"Profile `{log['profile']}`: {log['params']}. Device: {log['device']}; total wall time {log['minutes']:.0f} min.",
+        f"Profile `{log['profile']}`: {log['params']}. Device: {log['device']}; total wall time {log['minutes']:.0f} min "
+        f"({', '.join(f'{k} {v:.1f}' for k, v in log.get('stage_minutes', {}).items())}).",
         f"Base model: {log.get('t2i_steps')} steps of text-to-image pretraining (global captions only); "
         f"adapters: {log.get('s2a_steps')} steps (rank {log.get('rank')}, hard mode, condition tokens at cond_scale_factor 1).",
         f"VAE reconstruction PSNR on training images: {log.get('vae_psnr', float('nan')):.1f} dB.",
@@ -153,8 +178,9 @@ def write_results(path, rows, log, cmd, sheet_rel):
         "",
         "Rows of the sample sheet: the layouts (entity masks), the ground-truth scenes, then one row per configuration above.",
         "",
-        "Notes: 'no condition tokens' reuses the hard-mode adapters and leaves the contour tokens out at inference (no separate "
-        "training run). The base model and all Seg2Any rows share the same base weights; only the adapters and masks differ.",
+        "Notes: 'trained without' is a separate adapter run with the same steps and no condition tokens (the paper's "
+        "ablation); 'dropped at inference' uses the main adapters with the contour tokens left out. All rows share the same "
+        "base weights; only the adapters, masks and condition tokens differ.",
     ]
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -171,9 +197,8 @@ def main(argv=None):
     a = ap.parse_args(argv)
     p = PROFILES[a.profile]
     os.makedirs(a.out, exist_ok=True)
-    t0 = time.time()
     log = {"profile": a.profile, "params": p, "device": a.device, "rank": a.rank}
-    vae = stage_vae(a.out, p, a.device, log)
+    vae = timed(a.out, "vae", stage_vae, a.out, p, a.device, log)
     t5_path = os.path.join(a.out, "t5.safetensors")
     if not os.path.exists(t5_path):
         from .models import new_t5, save_t5
@@ -196,7 +221,10 @@ def main(argv=None):
     base_dir = os.path.join(a.out, "base")
     base_ckpt = os.path.join(base_dir, f"checkpoint-{p['t2i_steps']}")
     if not os.path.exists(os.path.join(base_ckpt, "flux.safetensors")):
-        run_train(
+        timed(
+            a.out,
+            "base model (t2i)",
+            run_train,
             [
                 "--stage",
                 "t2i",
@@ -211,33 +239,39 @@ def main(argv=None):
                 "--save-every",
                 str(p["t2i_steps"]),
                 *common,
-            ]
+            ],
         )
     log["t2i_steps"] = p["t2i_steps"]
-    s2a_dir = os.path.join(a.out, "seg2any")
-    s2a_ckpt = os.path.join(s2a_dir, f"checkpoint-{p['s2a_steps']}")
-    if not os.path.exists(os.path.join(s2a_ckpt, "default")):
-        run_train(
-            [
-                "--stage",
-                "seg2any",
-                "--out",
-                s2a_dir,
-                "--base",
-                os.path.join(base_ckpt, "flux.safetensors"),
-                "--steps",
-                str(p["s2a_steps"]),
-                "--batch-size",
-                str(p["s2a_batch"]),
-                "--rank",
-                str(a.rank),
-                "--lr",
-                "5e-4",
-                "--save-every",
-                str(p["s2a_steps"]),
-                *common,
-            ]
-        )
+    ckpts = {}
+    for which, extra in (("main", []), ("nocond", ["--no-condition"])):
+        d = os.path.join(a.out, "seg2any" if which == "main" else "seg2any_nocond")
+        ckpts[which] = os.path.join(d, f"checkpoint-{p['s2a_steps']}")
+        if not os.path.exists(os.path.join(ckpts[which], "default")):
+            timed(
+                a.out,
+                f"adapters ({which})",
+                run_train,
+                [
+                    "--stage",
+                    "seg2any",
+                    "--out",
+                    d,
+                    "--base",
+                    os.path.join(base_ckpt, "flux.safetensors"),
+                    "--steps",
+                    str(p["s2a_steps"]),
+                    "--batch-size",
+                    str(p["s2a_batch"]),
+                    "--rank",
+                    str(a.rank),
+                    "--lr",
+                    "5e-4",
+                    "--save-every",
+                    str(p["s2a_steps"]),
+                    *extra,
+                    *common,
+                ],
+            )
     log["s2a_steps"] = p["s2a_steps"]
 
     from seg2any.adapters.diffusers import load_lora_into
@@ -247,15 +281,17 @@ def main(argv=None):
 
     from .models import load_flux, load_t5, load_vae, spiece_path
 
-    transformer, params = load_flux(os.path.join(base_ckpt, "flux.safetensors"))
-    load_lora_into(transformer, load_checkpoint(s2a_ckpt))
-    models = Models(
-        transformer.eval(), load_vae(vae).eval(), load_t5(t5_path), T5Tokenizer(spiece_path()).ids, guidance_default=1.0
-    )
+    vae_m, t5_m, tok = load_vae(vae).eval(), load_t5(t5_path), T5Tokenizer(spiece_path()).ids
+    model_sets = {}
+    for which, ckpt in ckpts.items():
+        transformer, params = load_flux(os.path.join(base_ckpt, "flux.safetensors"))
+        load_lora_into(transformer, load_checkpoint(ckpt))
+        model_sets[which] = Models(transformer.eval(), vae_m, t5_m, tok, guidance_default=1.0)
     picked = eval_layouts(p["eval_n"])
     log["eval_n"], log["eval_steps"] = len(picked), p["eval_steps"]
-    rows = evaluate(models, picked, p["eval_steps"], a.out, log)
-    log["minutes"] = (time.time() - t0) / 60
+    rows = timed(a.out, "evaluation", evaluate, model_sets, picked, p["eval_steps"], a.out, log)
+    log["stage_minutes"] = stage_times(a.out)
+    log["minutes"] = sum(log["stage_minutes"].values())
     with open(os.path.join(a.out, "log.json"), "w") as f:
         json.dump(log, f, indent=1, default=str)
     results_dir = os.path.dirname(a.results)
@@ -270,7 +306,7 @@ def main(argv=None):
     if a.package_demo:
         from .make_demo import package
 
-        package(os.path.join(base_ckpt, "flux.safetensors"), s2a_ckpt, vae, t5_path)
+        package(os.path.join(base_ckpt, "flux.safetensors"), ckpts["main"], vae, t5_path)
     return 0
 
 
