@@ -21,7 +21,7 @@ def package(base: str, lora_ckpt: str, vae: str, t5: str, demo_dir: str = DEMO) 
 
     from seg2any.lora_format import load_checkpoint, write_checkpoint
 
-    from .data import SyntheticShapes, colour_map
+    from .data import colour_map
 
     os.makedirs(demo_dir, exist_ok=True)
     shutil.copyfile(base, os.path.join(demo_dir, "flux.safetensors"))
@@ -32,17 +32,26 @@ def package(base: str, lora_ckpt: str, vae: str, t5: str, demo_dir: str = DEMO) 
     shutil.rmtree(lora_dir, ignore_errors=True)
     write_checkpoint(lora_dir, lora)
     # the example layout of the demo workflow / CLI: a held-out synthetic scene with 3+ shapes
+    sample, _, _ = demo_sample()
+    seg, spec = colour_map(sample)
+    spec["seed"] = 3
+    os.makedirs(LAYOUTS, exist_ok=True)
+    Image.fromarray(seg).save(os.path.join(LAYOUTS, "demo_shapes.png"))
+    with open(os.path.join(LAYOUTS, "demo_shapes.json"), "w") as f:
+        json.dump(spec, f, indent=2)
+
+
+def demo_sample():
+    """(sample, attributes, background colour) of the demo layout: a held-out scene (seed 777,
+    not a training seed) with 3+ shapes of distinct colours."""
+    from .data import SyntheticShapes
+
     ds = SyntheticShapes(200, resolution=128, seed=777)
     for i in range(len(ds)):
         attrs = ds.attributes(i)
         if len(attrs) >= 3 and len({a["color"] for a in attrs}) == len(attrs):
-            seg, spec = colour_map(ds[i])
-            spec["seed"] = 3
-            os.makedirs(LAYOUTS, exist_ok=True)
-            Image.fromarray(seg).save(os.path.join(LAYOUTS, "demo_shapes.png"))
-            with open(os.path.join(LAYOUTS, "demo_shapes.json"), "w") as f:
-                json.dump(spec, f, indent=2)
-            break
+            return ds[i], attrs, ds.background(i)[1]
+    raise RuntimeError("no suitable demo scene")
 
 
 def main(argv=None):
