@@ -37,11 +37,16 @@ def flux_params(**overrides) -> dict:
         "guidance_embed": True,
         "txt_ids_dims": [],
     }
+    defaults = dict(base)
     base.update(overrides)
     names = {f.name for f in dataclasses.fields(comfy.ldm.flux.model.FluxParams)}
-    unknown = set(overrides) - names
+    # a field newer ComfyUI versions added (e.g. txt_ids_dims) may be dropped when it holds its
+    # neutral value: older versions behave exactly like that; any other value needs the newer one
+    unknown = {k for k in set(overrides) - names if not (k in defaults and overrides[k] == defaults[k])}
     if unknown:
-        raise ValueError(f"FluxParams of this ComfyUI has no field(s) {sorted(unknown)}")
+        raise ValueError(
+            f"FluxParams of this ComfyUI has no field(s) {sorted(unknown)} with non-default values; update ComfyUI to load this model"
+        )
     return {k: v for k, v in base.items() if k in names}
 
 

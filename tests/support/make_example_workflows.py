@@ -240,7 +240,7 @@ WORKFLOWS = {
     "seg2any_reading_nook": lambda: colour_map_workflow("reading_nook", 1234),
     "seg2any_badge_grid": lambda: colour_map_workflow("badge_grid", 42),
     "seg2any_mask_editor": mask_editor_workflow,
-    # "seg2any_demo": demo_workflow,  (enabled once the demo model ships)
+    "seg2any_demo": demo_workflow,
 }
 
 
