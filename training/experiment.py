@@ -36,11 +36,18 @@ PROFILES = {
 # (row name, adapters to use, generate() options)
 CONFIGS = [
     ("base model, global caption only", "main", dict(use_entities=False)),
-    ("Seg2Any base mode", "main", dict(mode="base")),
-    ("Seg2Any hard mode", "main", dict(mode="hard")),
+    ("Seg2Any base mode (trained in base mode)", "base", dict(mode="base")),
+    ("Seg2Any hard mode (trained in hard mode)", "main", dict(mode="hard")),
     ("Seg2Any hard mode, no condition tokens (trained without)", "nocond", dict(mode="hard", use_condition=False)),
-    ("Seg2Any hard mode, condition tokens dropped at inference", "main", dict(mode="hard", use_condition=False)),
+    ("hard-mode adapters, condition tokens dropped at inference", "main", dict(mode="hard", use_condition=False)),
+    ("hard-mode adapters, run in base mode", "main", dict(mode="base")),
 ]
+# adapter runs: name -> (folder, extra trainer flags)
+ADAPTER_RUNS = {
+    "main": ("seg2any", ["--mode", "hard"]),
+    "base": ("seg2any_base", ["--mode", "base"]),
+    "nocond": ("seg2any_nocond", ["--mode", "hard", "--no-condition"]),
+}
 
 
 def stage_vae(out, p, device, log):
@@ -154,7 +161,7 @@ def write_results(path, rows, log, cmd, sheet_rel):
         f"Profile `{log['profile']}`: {log['params']}. Device: {log['device']}; total wall time {log['minutes']:.0f} min "
         f"({', '.join(f'{k} {v:.1f}' for k, v in log.get('stage_minutes', {}).items())}).",
         f"Base model: {log.get('t2i_steps')} steps of text-to-image pretraining (global captions only); "
-        f"adapters: {log.get('s2a_steps')} steps (rank {log.get('rank')}, hard mode, condition tokens at cond_scale_factor 1).",
+        f"adapters: {log.get('s2a_steps')} steps per run (rank {log.get('rank')}, lr 5e-4, condition tokens at cond_scale_factor 1).",
         f"VAE reconstruction PSNR on training images: {log.get('vae_psnr', float('nan')):.1f} dB.",
         "",
         f"Held-out layouts: {log['eval_n']} synthetic scenes with 2-4 shapes of distinct colours, {log['eval_steps']} sampling steps, "
@@ -178,9 +185,9 @@ def write_results(path, rows, log, cmd, sheet_rel):
         "",
         "Rows of the sample sheet: the layouts (entity masks), the ground-truth scenes, then one row per configuration above.",
         "",
-        "Notes: 'trained without' is a separate adapter run with the same steps and no condition tokens (the paper's "
-        "ablation); 'dropped at inference' uses the main adapters with the contour tokens left out. All rows share the same "
-        "base weights; only the adapters, masks and condition tokens differ.",
+        "Notes: rows 2-4 are three separate adapter runs with the same data, steps and seed (base mode; hard mode; hard mode "
+        "without condition tokens, the paper's ablation). The last two rows reuse the hard-mode adapters with the contour "
+        "tokens left out, or with attribute isolation switched off, at inference. All rows share the same base weights.",
     ]
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -243,8 +250,8 @@ def main(argv=None):
         )
     log["t2i_steps"] = p["t2i_steps"]
     ckpts = {}
-    for which, extra in (("main", []), ("nocond", ["--no-condition"])):
-        d = os.path.join(a.out, "seg2any" if which == "main" else "seg2any_nocond")
+    for which, (folder, extra) in ADAPTER_RUNS.items():
+        d = os.path.join(a.out, folder)
         ckpts[which] = os.path.join(d, f"checkpoint-{p['s2a_steps']}")
         if not os.path.exists(os.path.join(ckpts[which], "default")):
             timed(
@@ -297,7 +304,8 @@ def main(argv=None):
     results_dir = os.path.dirname(a.results)
     sheet = os.path.join(results_dir, "results_samples.png")
     shutil.copyfile(os.path.join(a.out, "samples.png"), sheet)
-    cmd = f"python -m training.experiment --out {a.out} --profile {a.profile} --device {a.device}"
+    out_shown = os.path.relpath(a.out) if not os.path.relpath(a.out).startswith("..") else "runs/experiment"
+    cmd = f"python -m training.experiment --out {out_shown} --profile {a.profile} --device {a.device}"
     write_results(a.results, rows, log, cmd, os.path.basename(sheet))
     for name, agg in rows:
         print(
