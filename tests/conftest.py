@@ -15,7 +15,18 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.environ.get("SEG2ANY_SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
+def _find_shared() -> str:
+    """The team's shared folder (official example layouts, T5 tokenizer): $SEG2ANY_SHARED, else
+    beside the checkout, else /work/shared (where CI clones elsewhere)."""
+    if os.environ.get("SEG2ANY_SHARED"):
+        return os.environ["SEG2ANY_SHARED"]
+    for cand in (os.path.join(os.path.dirname(ROOT), "shared"), "/work/shared"):
+        if os.path.isdir(os.path.join(cand, "data")):
+            return cand
+    return os.path.join(os.path.dirname(ROOT), "shared")
+
+
+SHARED = _find_shared()
 COMFYUI_PATH = os.environ.get("COMFYUI_PATH", "/opt/ComfyUI")
 HAVE_COMFY = os.path.isfile(os.path.join(COMFYUI_PATH, "comfy", "model_management.py"))
 
@@ -61,7 +72,8 @@ def pytest_report_header(config):
 
     comfy = f"ComfyUI at {COMFYUI_PATH}" if HAVE_COMFY else f"NO ComfyUI at {COMFYUI_PATH}: comfyui tier will be SKIPPED"
     gpu = "CUDA available" if torch.cuda.is_available() else "no CUDA: gpu tier will be SKIPPED"
-    return [f"seg2any tiers: core=on; comfyui: {comfy}; gpu: {gpu}"]
+    shared = SHARED if os.path.isdir(SHARED) else f"NOT FOUND at {SHARED}: official-example tests will be SKIPPED"
+    return [f"seg2any tiers: core=on; comfyui: {comfy}; gpu: {gpu}", f"seg2any shared data: {shared}"]
 
 
 @pytest.fixture(scope="session")
