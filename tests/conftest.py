@@ -15,6 +15,8 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def _find_shared() -> str:
     """The team's shared folder (official example layouts, T5 tokenizer): $SEG2ANY_SHARED, else
     beside the checkout, else /work/shared (where CI clones elsewhere)."""

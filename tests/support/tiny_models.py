@@ -8,23 +8,10 @@ import torch
 
 
 def tiny_t5_config(d_model: int = 32) -> dict:
-    return {
-        "d_ff": 2 * d_model,
-        "d_kv": 16,
-        "d_model": d_model,
-        "dense_act_fn": "gelu_pytorch_tanh",
-        "is_gated_act": True,
-        "layer_norm_epsilon": 1e-6,
-        "model_type": "t5",
-        "num_heads": 2,
-        "num_layers": 2,
-        "relative_attention_num_buckets": 32,
-        "relative_attention_max_distance": 128,
-        "vocab_size": 32128,
-        "pad_token_id": 0,
-        "eos_token_id": 1,
-        "decoder_start_token_id": 0,
-    }
+    """The demo's small T5 family (training.models.TINY_T5) at another width."""
+    from training.models import TINY_T5
+
+    return dict(TINY_T5, d_model=d_model, d_ff=2 * d_model)
 
 
 def random_like(shapes: dict, seed: int) -> dict:
