@@ -18,6 +18,7 @@ per-head (B, H, L, L) tensor:
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from dataclasses import dataclass, field
 
@@ -25,6 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from .attention_rules import MaskRule, SequenceTags, dense_mask, score_bias, visible
+
+log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "sdpa", "flex", "dense")
 FLEX_BLOCK = 128
@@ -97,7 +100,16 @@ class MaskedAttention:
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rule: MaskRule) -> torch.Tensor:
         """q, k, v: (B, H, L, D) with RoPE applied -> (B, H, L, D)."""
         if self.backend == "flex":
-            return self._flex(q, k, v, rule)
+            try:
+                return self._flex(q, k, v, rule)
+            except (RuntimeError, ImportError, NotImplementedError, AssertionError) as exc:
+                # a torch/triton build that cannot compile FlexAttention must not cost the user the
+                # image: SDPA reads the same tags and gives the same result, only slower
+                if os.environ.get("SEG2ANY_STRICT_FLEX"):
+                    raise
+                log.warning("Seg2Any: FlexAttention failed (%s: %s); using SDPA for this generation", type(exc).__name__, exc)
+                self.backend = "sdpa"
+                self._masks.clear()
         mask = self.mask_for(rule, q.dtype)
         if self.backend == "dense":
             mask = mask.expand(-1, q.shape[1], -1, -1)

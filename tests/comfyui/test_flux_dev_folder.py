@@ -118,7 +118,7 @@ def test_trainer_trains_adapters_on_flux_dev_folder(flux_dev, tmp_path):
     out = tmp_path / "run"
     path = train_main(
         ["--stage", "seg2any", "--base", root, "--dataset", "synthetic", "--synthetic-size", "4", "--resolution", "64",
-         "--steps", "2", "--batch-size", "2", "--rank", "4", "--lr", "1e-3", "--save-every", "2", "--val-every", "1000",
+         "--steps", "2", "--batch-size", "2", "--rank", "4", "--lr", "1e-3", "--save-every", "2", "--val-every", "1000", "--gradient-checkpointing",
          "--val-steps", "1", "--out", str(out)]
     )  # fmt: skip
     assert os.path.basename(path) == "checkpoint-2"

@@ -59,3 +59,31 @@ def test_backend_choice():
     assert resolve_backend("sdpa", torch.device("cuda")) == "sdpa"
     with pytest.raises(ValueError):
         resolve_backend("xformers", torch.device("cpu"))
+
+
+@pytest.mark.skipif(not flex_available(), reason="no FlexAttention in this torch")
+def test_flex_failure_falls_back_to_sdpa(monkeypatch):
+    """A torch/triton build that cannot run FlexAttention (simulated: the kernel raises) still
+    gives the right result through SDPA; with SEG2ANY_STRICT_FLEX the error surfaces instead."""
+    import seg2any.attention_kernels as ak
+
+    def broken():
+        def fn(*a, **k):
+            raise RuntimeError("triton: no kernel for this GPU")
+
+        return fn
+
+    monkeypatch.setattr(ak, "_eager_flex", broken)
+    rows, _ = _case()
+    plan = SequencePlan.build(rows, reorder=True)
+    tags = plan.tags()
+    g = torch.Generator().manual_seed(2)
+    q, k, v = (torch.randn(2, 2, plan.length, 16, generator=g) for _ in range(3))
+    want = MaskedAttention(tags, "sdpa")(q, k, v, MaskRule(True, math.log(0.5)))
+    att = MaskedAttention(tags, "flex")
+    got = att(q, k, v, MaskRule(True, math.log(0.5)))
+    assert att.backend == "sdpa"
+    assert torch.allclose(got, want, atol=1e-6)
+    monkeypatch.setenv("SEG2ANY_STRICT_FLEX", "1")
+    with pytest.raises(RuntimeError, match="triton"):
+        MaskedAttention(tags, "flex")(q, k, v, MaskRule(True))

@@ -27,7 +27,8 @@ def _layout(n=10, size=1024, seed=0):
 
 
 @pytest.mark.parametrize("rule", [MaskRule(False), MaskRule(True), MaskRule(True, math.log(0.5))])
-def test_compiled_flex_matches_float64_reference(rule):
+def test_compiled_flex_matches_float64_reference(rule, monkeypatch):
+    monkeypatch.setenv("SEG2ANY_STRICT_FLEX", "1")  # no silent SDPA fallback here
     masks = _layout()
     text = (512,) + (50,) * len(masks)
     grid = (64, 64)
