@@ -207,6 +207,18 @@ def export(transformer, stage, path, params):
 # ----------------------------------------------------------------------------------------------
 
 
+def trainable_adapters(transformer, rank: int) -> list:
+    """Freeze the base, add fresh 'default' + 'cond' adapters; their parameters, in fp32 (master
+    weights even when the base is bf16)."""
+    transformer.requires_grad_(False)
+    add_seg2any_adapters(transformer, rank, init=True)
+    trainable = [p for n, p in transformer.named_parameters() if "lora_" in n]
+    for p in trainable:
+        p.requires_grad_(True)
+        p.data = p.data.float()
+    return trainable
+
+
 def small_models(a, device):
     """The small model family (t2i pretraining or adapters on a t2i checkpoint), small VAE and T5."""
     vae = load_vae(a.vae).to(device).eval().requires_grad_(False)
@@ -221,11 +233,7 @@ def small_models(a, device):
         if not a.base:
             raise SystemExit("--stage seg2any needs --base (the model the adapters are trained on)")
         transformer, params = load_flux(a.base)
-        transformer.requires_grad_(False)
-        add_seg2any_adapters(transformer, a.rank, init=True)
-        trainable = [p for n, p in transformer.named_parameters() if "lora_" in n]
-        for p in trainable:
-            p.requires_grad_(True)
+        trainable = trainable_adapters(transformer, a.rank)
         lr = a.lr or 1e-4
     transformer.to(device)
     models = Models(transformer, vae, t5, tok.ids, guidance_default=a.guidance)
@@ -261,12 +269,7 @@ def main(argv=None):
             m.requires_grad_(False)
         models.guidance_default = a.guidance
         transformer, params = models.transformer, None
-        transformer.requires_grad_(False)
-        add_seg2any_adapters(transformer, a.rank, init=True)
-        trainable = [p for n, p in transformer.named_parameters() if "lora_" in n]
-        for p in trainable:
-            p.requires_grad_(True)
-            p.data = p.data.float()  # fp32 master weights for the adapters
+        trainable = trainable_adapters(transformer, a.rank)
         lr = a.lr or 1e-4
     else:
         transformer, params, trainable, lr, models = small_models(a, device)

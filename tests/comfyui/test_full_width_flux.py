@@ -21,6 +21,7 @@ from tests.conftest import COMFYUI_PATH
 from tests.support.comfy_run import direct
 from tests.support.server import ComfyServer, clean
 from tests.support.tiny_flux import random_lora
+from tests.support.workflows import sampler_settings
 
 WIDE = dict(depth=1, depth_single_blocks=1)
 
@@ -176,15 +177,7 @@ def test_stock_loaders_run_a_seg2any_graph(files, unet):
                     "model": ["4", 0],
                     "layout": ["5", 0],
                     "condition": ["6", 0],
-                    "seed": 0,
-                    "steps": 1,
-                    "guidance": 3.5,
-                    "cfg": 2.0,
-                    "sampler_name": "euler",
-                    "scheduler": "seg2any (official)",
-                    "mode": "hard",
-                    "shape_strength": 1.0,
-                    "isolation_blocks": "auto",
+                    **sampler_settings(0, 1, 3.5, cfg=2.0),
                     "batch_size": 2,
                 },
             },

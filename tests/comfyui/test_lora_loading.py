@@ -9,6 +9,7 @@ import torch
 
 from seg2any.adapters.comfyui import apply_seg2any, cond_deltas, default_patches, flux_dims
 from seg2any.adapters.comfyui_models import build_flux
+from seg2any.adapters.diffusers_pipeline import flux_config_from_params
 from seg2any.errors import LoraFormatError
 from seg2any.lora_format import FILE_NAME, cond_targets, default_targets, load_checkpoint
 from tests.support.comfy_run import direct
@@ -26,18 +27,7 @@ def official_checkpoint(tmp_path, p, rank=4):
     from peft.utils import get_peft_model_state_dict
 
     torch.manual_seed(0)
-    m = FluxTransformer2DModel(
-        patch_size=1,
-        in_channels=64,
-        num_layers=p["depth"],
-        num_single_layers=p["depth_single_blocks"],
-        attention_head_dim=p["hidden_size"] // p["num_heads"],
-        num_attention_heads=p["num_heads"],
-        joint_attention_dim=p["context_in_dim"],
-        pooled_projection_dim=p["vec_in_dim"],
-        guidance_embeds=True,
-        axes_dims_rope=tuple(p["axes_dim"]),
-    )
+    m = FluxTransformer2DModel(**flux_config_from_params(p))
     nd, ns = p["depth"], p["depth_single_blocks"]
     for name, targets in (("default", default_targets(nd, ns)), ("cond", cond_targets(nd, ns))):
         cfg = LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=False, target_modules=targets)

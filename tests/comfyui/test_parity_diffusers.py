@@ -8,6 +8,7 @@ import torch
 from seg2any.adapters.comfyui import apply_seg2any
 from seg2any.adapters.comfyui_models import build_flux
 from seg2any.adapters.diffusers import Seg2AnyFlux, add_seg2any_adapters, load_lora_into, lora_from_peft
+from seg2any.adapters.diffusers_pipeline import flux_config_from_params
 from seg2any.batching import condition_inputs, kernel_for, layer_rules, pad_text, plan_rows
 from seg2any.condition_tokens import pack_latents, unpack_latents
 from tests.support.comfy_run import direct
@@ -19,18 +20,7 @@ diffusers = pytest.importorskip("diffusers")
 def diffusers_flux(p, sd):
     from diffusers import FluxTransformer2DModel
 
-    m = FluxTransformer2DModel(
-        patch_size=1,
-        in_channels=64,
-        num_layers=p["depth"],
-        num_single_layers=p["depth_single_blocks"],
-        attention_head_dim=p["hidden_size"] // p["num_heads"],
-        num_attention_heads=p["num_heads"],
-        joint_attention_dim=p["context_in_dim"],
-        pooled_projection_dim=p["vec_in_dim"],
-        guidance_embeds=p["guidance_embed"],
-        axes_dims_rope=tuple(p["axes_dim"]),
-    )
+    m = FluxTransformer2DModel(**flux_config_from_params(p))
     missing, unexpected = m.load_state_dict(comfy_to_diffusers(sd, p), strict=False)
     assert not missing and not unexpected, (missing, unexpected)
     return m.eval()

@@ -16,7 +16,7 @@ from seg2any.lora_format import write_checkpoint
 from tests.conftest import COMFYUI_PATH, ROOT
 from tests.support.server import ComfyServer, clean
 from tests.support.tiny_flux import TINY, random_lora
-from tests.support.workflows import api_links, ui_links, ui_to_api
+from tests.support.workflows import api_links, sampler_settings, ui_links, ui_to_api
 
 EXAMPLES = sorted(glob.glob(os.path.join(ROOT, "example_workflows", "*.json")))
 SWAP = {
@@ -215,16 +215,7 @@ def small_graph(entities: list[tuple[int, int, str]], lora="test_lora/", segment
             "model": ["4", 0],
             "layout": ["5", 0],
             "condition": ["6", 0],
-            "seed": 1,
-            "steps": 1,
-            "guidance": 3.5,
-            "cfg": 1.0,
-            "sampler_name": "euler",
-            "scheduler": "seg2any (official)",
-            "mode": "hard",
-            "shape_strength": 1.0,
-            "isolation_blocks": "auto",
-            "batch_size": 1,
+            **sampler_settings(1, 1, 3.5),
         },
     }
     g["8"] = {"class_type": "VAEDecode", "inputs": {"samples": ["7", 0], "vae": ["3", 0]}}

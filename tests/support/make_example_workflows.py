@@ -14,7 +14,7 @@ import os
 import tempfile
 
 from tests.support.server import ROOT, ComfyServer
-from tests.support.workflows import build_ui
+from tests.support.workflows import build_ui, sampler_settings
 
 FLUX_LOADERS = [
     {"id": 1, "type": "UNETLoader", "pos": [0, 0], "widgets": {"unet_name": "flux1-dev.safetensors", "weight_dtype": "default"}},
@@ -66,18 +66,7 @@ def tail(first_id: int, layout_src, caption_prefix: str, seed: int):
             "type": "Seg2AnyMaskedFluxSampler",
             "pos": [1120, 0],
             "size": [340, 420],
-            "widgets": {
-                "seed": seed,
-                "steps": 28,
-                "guidance": 3.5,
-                "cfg": 1.0,
-                "sampler_name": "euler",
-                "scheduler": "seg2any (official)",
-                "mode": "hard",
-                "shape_strength": 1.0,
-                "isolation_blocks": "auto",
-                "batch_size": 1,
-            },
+            "widgets": sampler_settings(seed, 28, 3.5),
             "links": {"model": (4, 0), "layout": layout_src, "condition": (i, 0)},
         },
         {"id": i + 2, "type": "VAEDecode", "pos": [1500, 0], "links": {"samples": (i + 1, 0), "vae": (3, 0)}},
@@ -197,18 +186,7 @@ def demo_workflow():
             "type": "Seg2AnyMaskedFluxSampler",
             "pos": [1120, 0],
             "size": [340, 420],
-            "widgets": {
-                "seed": 3,
-                "steps": 20,
-                "guidance": 1.0,
-                "cfg": 1.0,
-                "sampler_name": "euler",
-                "scheduler": "seg2any (official)",
-                "mode": "hard",
-                "shape_strength": 1.0,
-                "isolation_blocks": "auto",
-                "batch_size": 1,
-            },
+            "widgets": sampler_settings(3, 20, 1.0),
             "links": {"model": (4, 0), "layout": (6, 0), "condition": (7, 0)},
         },
         {"id": 9, "type": "VAEDecode", "pos": [1500, 0], "links": {"samples": (8, 0), "vae": (1, 2)}},

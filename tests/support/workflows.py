@@ -221,3 +221,20 @@ def ui_links(ui: dict) -> set[tuple[str, int, str, str]]:
         name = nodes[tgt]["inputs"][tslot]["name"]
         out.add((str(src), slot, str(tgt), name))
     return out
+
+
+def sampler_settings(seed: int, steps: int, guidance: float, cfg: float = 1.0) -> dict:
+    """Masked FLUX Sampler values the templates and tests share: Euler on the official schedule,
+    hard mode with the official isolation blocks, one image."""
+    return {
+        "seed": seed,
+        "steps": steps,
+        "guidance": guidance,
+        "cfg": cfg,
+        "sampler_name": "euler",
+        "scheduler": "seg2any (official)",
+        "mode": "hard",
+        "shape_strength": 1.0,
+        "isolation_blocks": "auto",
+        "batch_size": 1,
+    }
