@@ -17,8 +17,12 @@ if HAVE_COMFY:
     comfy.cli_args.args.use_pytorch_cross_attention = True
     import comfy.model_management  # noqa: E402,F401
 else:
-    # Nothing here can import without ComfyUI; test_tier_status.py reports the skip loudly.
-    collect_ignore_glob = ["test_[!t]*.py"]
+
+    def pytest_ignore_collect(collection_path, config):
+        """Nothing here imports without ComfyUI: collect only test_tier_status.py, which reports the
+        skip loudly (or fails in CI)."""
+        return collection_path.name.startswith("test_") and collection_path.name != "test_tier_status.py"
+
 
 if HAVE_COMFY:
     import numpy as np
