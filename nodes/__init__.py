@@ -4,6 +4,7 @@ from comfy_api.latest import ComfyExtension, io
 
 from .condition_nodes import ConditioningNode, ContourEncoder
 from .demo_nodes import DemoModelLoader
+from .editor_nodes import LayoutEditor, register_routes
 from .layout_nodes import EntityNode, LayoutFromFiles, LayoutPreview, RegionalPromptBuilder
 from .lora_nodes import LoadSeg2AnyLora, register_folders
 from .sampler_nodes import MaskedFluxSampler
@@ -11,6 +12,7 @@ from .sampler_nodes import MaskedFluxSampler
 NODES: list[type[io.ComfyNode]] = [
     LoadSeg2AnyLora,
     RegionalPromptBuilder,
+    LayoutEditor,
     EntityNode,
     LayoutFromFiles,
     LayoutPreview,
@@ -28,4 +30,5 @@ class Seg2AnyExtension(ComfyExtension):
 
 async def comfy_entrypoint() -> ComfyExtension:
     register_folders()
+    register_routes()
     return Seg2AnyExtension()

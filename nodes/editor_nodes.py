@@ -1,0 +1,113 @@
+"""The Layout Editor node (painted in the browser, stored in the workflow) and its token-count route.
+
+The painting itself happens in ``web/js/seg2any_layout_editor.js``; this node only decodes the
+document the widget stores (``seg2any.editor_document``) and hands on the official PNG + JSON pair,
+so the builder, preview and samplers see exactly what 'Load Seg2Any Layout' would give them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import torch
+from comfy_api.latest import io, ui
+
+from seg2any.editor_document import official_outputs, parse_document
+from seg2any.t5_tokens import T5Tokenizer
+from seg2any.token_request import MAX_BODY_BYTES, TokenRequestError, count_tokens
+
+from .types import CATEGORY
+
+log = logging.getLogger("seg2any")
+
+EDITOR_WIDGET = "SEG2ANY_LAYOUT_EDITOR"  # the frontend widget type web/js registers
+TRACE_UI_KEY = "seg2any_trace"  # not 'images', so ComfyUI draws no second preview over the editor
+SPIECE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "seg2any", "demo", "spiece.model")
+
+
+def _layout_input() -> io.String.Input:
+    inp = io.String.Input(
+        "layout",
+        default="",
+        socketless=True,
+        tooltip="The painted layout (size, caption, entities, colour map), kept in the workflow; edit it on the canvas",
+    )
+    inp.widget_type = EDITOR_WIDGET  # the editor replaces the text box; the value stays a plain string
+    return inp
+
+
+class LayoutEditor(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="Seg2AnyLayoutEditor",
+            display_name="Layout Editor (Seg2Any)",
+            category=CATEGORY,
+            description=(
+                "Paint a Seg2Any layout on a canvas: one colour per entity with its own prompt, a global caption, brush/"
+                "eraser/fill/rectangle/ellipse/polygon, undo, import and export of the official PNG + JSON. The layout is "
+                "stored in the workflow. Outputs the same segmentation + segments + caption as 'Load Seg2Any Layout'."
+            ),
+            inputs=[
+                _layout_input(),
+                io.Image.Input(
+                    "trace", optional=True, tooltip="An image to paint over (photo or segmentation); shown after one run"
+                ),
+            ],
+            outputs=[
+                io.Image.Output(display_name="segmentation"),
+                io.String.Output(display_name="segments"),
+                io.String.Output(display_name="caption"),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, layout, trace=None):
+        doc = parse_document(layout)
+        rgb, segments, caption = official_outputs(doc)
+        tensor = torch.from_numpy(rgb.astype("float32") / 255.0)[None]
+        shown = None
+        if trace is not None:
+            shown = {TRACE_UI_KEY: ui.PreviewImage(trace[:1], cls=cls).as_dict()["images"]}
+        return io.NodeOutput(tensor, segments, caption, ui=shown)
+
+
+_tokenizer: T5Tokenizer | None = None
+
+
+def _count(text: str) -> int:
+    """The builder's count (whole caption, </s> included); ComfyUI's tokenizer.json gives the same
+    ids as this SentencePiece model (tests/comfyui/test_text_encoding.py)."""
+    global _tokenizer
+    if _tokenizer is None:
+        _tokenizer = T5Tokenizer(SPIECE)
+    return len(_tokenizer.ids(text))
+
+
+def register_routes() -> None:
+    """POST /seg2any/token_count {"texts": [...]} -> {"counts": [...], ...}; 400 with a message otherwise."""
+    try:
+        from aiohttp import web
+        from server import PromptServer
+    except ImportError:  # imported outside a ComfyUI server
+        return
+    if getattr(PromptServer, "instance", None) is None:
+        return
+
+    @PromptServer.instance.routes.post("/seg2any/token_count")
+    async def token_count(request):
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            return web.json_response({"error": f"request body over {MAX_BODY_BYTES} bytes"}, status=400)
+        try:
+            raw = await request.content.read(MAX_BODY_BYTES + 1)
+            if len(raw) > MAX_BODY_BYTES:
+                raise TokenRequestError(f"request body over {MAX_BODY_BYTES} bytes")
+            try:
+                payload = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise TokenRequestError(f"the body is not JSON: {exc}") from exc
+            return web.json_response(count_tokens(payload, _count))
+        except TokenRequestError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
