@@ -323,12 +323,9 @@ def layout_from_segmentation(
     present = {tuple(int(v) for v in c): k for k, c in enumerate(colors)}
     text_of = dict(spec.segments)
     h, w = seg.shape[:2]
-    for color, text in spec.segments:
-        if color not in present:
-            raise LayoutError(
-                f"colour {list(color)} ('{text[:40]}') does not occur in the segmentation image ({w}x{h})"
-                + _nearest_hint(color, colors, counts)
-            )
+    missing = [(c, t) for c, t in spec.segments if c not in present]
+    if missing:
+        raise LayoutError(_missing_message(missing, spec.segments, present, colors, counts, (w, h)))
     ents = []
     notes = []
     unlisted = []
@@ -342,17 +339,54 @@ def layout_from_segmentation(
         prompt = text_of[color]
         ents.append(Entity(prompt=prompt, mask=index == k, color=color, label=entity_label(i, prompt, color)))
     if unlisted:
-        total = h * w
-        shown = ", ".join(f"{list(c)} ({100.0 * n / total:.1f}%)" for c, n in sorted(unlisted, key=lambda t: -t[1])[:8])
-        more = f" and {len(unlisted) - 8} more" if len(unlisted) > 8 else ""
-        notes.append(f"{len(unlisted)} colour(s) not in the table count as background: {shown}{more}")
+        notes.append(unlisted_note(unlisted, h * w))
     return Layout(caption, tuple(ents), h, w, spec.seed, tuple(notes))
 
 
-def _nearest_hint(color: RGB, colors: np.ndarray, counts: np.ndarray) -> str:
-    if len(colors) == 0:
-        return ""
-    d = np.abs(colors.astype(np.int64) - np.array(color)[None]).sum(axis=1)
-    k = int(np.argmin(d))
-    near = [int(v) for v in colors[k]]
-    return f"; the nearest colour present is {near} ({int(counts[k])} pixels)"
+def _pct(n: int, total: int) -> str:
+    """A share that never reads 0.0% for pixels that exist."""
+    p = 100.0 * n / total
+    return f"{p:.1f}%" if p >= 0.1 or n == 0 else "<0.1%"
+
+
+def unlisted_note(unlisted: Sequence[tuple[RGB, int]], total: int, show: int = 3) -> str:
+    """One line about colours the table does not list: how many, their pixel share, the largest.
+
+    An anti-aliased or JPEG-saved map has dozens of blended edge colours of a few pixels each;
+    listing them one by one buries the one that matters (usually the background).
+    """
+    ranked = sorted(unlisted, key=lambda t: -t[1])
+    n_px = sum(n for _, n in ranked)
+    largest = ", ".join(f"{list(c)} {_pct(n, total)}" for c, n in ranked[:show])
+    if len(ranked) == 1:
+        return f"1 colour not in the table counts as background: {largest} of the pixels"
+    rest = ranked[show:]
+    tail = ""
+    if rest:
+        tail = f"; the other {len(rest)} cover {_pct(sum(n for _, n in rest), total)} (anti-aliased edges or compression?)"
+    return (
+        f"{len(ranked)} colours not in the table count as background, {_pct(n_px, total)} of the pixels; largest {largest}{tail}"
+    )
+
+
+def _missing_message(missing, segments, present, colors, counts, size) -> str:
+    """Listed colours absent from the image, with the listed entity colour nearest to the first.
+
+    The hint names an entity the table lists (with its prompt), never an unlisted colour such as
+    the background: a near miss is a typo of another entity's colour far more often than of black.
+    """
+    w, h = size
+    color, text = missing[0]
+    head = f"colour {list(color)} ('{text[:40]}') does not occur in the segmentation image ({w}x{h})"
+    if len(missing) > 1:
+        head += f"; neither do {len(missing) - 1} other listed colour(s): " + ", ".join(str(list(c)) for c, _ in missing[1:6])
+        head += " ..." if len(missing) > 6 else ""
+    found = [(c, t) for c, t in segments if c in present]
+    if found:
+        d = [int(np.abs(np.array(c) - np.array(color)).sum()) for c, _ in found]
+        c, t = found[int(np.argmin(d))]
+        n = int(counts[present[c]])
+        return head + f"; the nearest listed entity colour in the image is {list(c)} ('{t[:40]}', {n} pixels)"
+    top = np.argsort(-counts, kind="stable")[:3]
+    shown = ", ".join(f"{[int(v) for v in colors[k]]} {_pct(int(counts[k]), w * h)}" for k in top)
+    return head + f"; none of the listed colours occurs (the wrong image?): its main colours are {shown}"

@@ -82,7 +82,7 @@ def test_exact_colour_matching_and_line_format():
     assert lay.global_prompt == "scene"
     assert [e.color for e in lay.entities] == [(0, 0, 254), (0, 0, 255), (255, 0, 0)]
     assert [e.area for e in lay.entities] == [16, 16, 16]
-    assert "1 colour(s)" in lay.notes[0] and "[0, 0, 0]" in lay.notes[0]
+    assert lay.notes == ("1 colour not in the table counts as background: [0, 0, 0] 25.0% of the pixels",)
 
 
 def test_float_image_from_comfyui_round_trips_exactly():
@@ -108,11 +108,43 @@ def test_bad_tables_name_the_culprit(spec, fragment):
     assert fragment in str(exc.value)
 
 
-def test_listed_colour_absent_from_image_is_an_error_with_a_hint():
+def test_listed_colour_absent_from_image_names_the_nearest_listed_entity_not_the_background():
+    # [0, 0, 3] is nearest to the unlisted black background (distance 3) and to the unlisted
+    # [0, 0, 254]; the hint must name the nearest entity the table lists: blue, with its prompt
+    table = "#0000ff: blue thing\n[255, 0, 0]: red thing\n[0, 0, 3]: ghost"
     with pytest.raises(LayoutError) as exc:
-        layout_from_segmentation(_seg(), '{"segments_info": [{"color": [0,0,253], "text": "ghost"}]}')
+        layout_from_segmentation(_seg(), table)
     msg = str(exc.value)
-    assert "[0, 0, 253]" in msg and "ghost" in msg and "nearest colour present is [0, 0, 254]" in msg
+    assert "[0, 0, 3] ('ghost') does not occur" in msg
+    assert "nearest listed entity colour in the image is [0, 0, 255] ('blue thing', 16 pixels)" in msg
+    assert "[0, 0, 0]" not in msg and "[0, 0, 254]" not in msg
+
+
+def test_no_listed_colour_present_says_so_and_shows_the_main_colours():
+    with pytest.raises(LayoutError) as exc:
+        layout_from_segmentation(
+            _seg(), '{"segments_info": [{"color": [0,0,253], "text": "ghost"}, {"color": [9,9,9], "text": "x"}]}'
+        )
+    msg = str(exc.value)
+    assert "[0, 0, 253] ('ghost') does not occur" in msg and "neither do 1 other listed colour(s): [9, 9, 9]" in msg
+    assert "none of the listed colours occurs" in msg and "[0, 0, 0] 25.0%" in msg
+
+
+def test_anti_aliased_map_gets_one_short_summary_of_its_unlisted_colours():
+    # two flat entities on black, with a one-pixel blended seam of 60 distinct colours
+    img = np.zeros((100, 100, 3), np.uint8)
+    img[:, :50] = (200, 0, 0)
+    img[:, 51:] = (0, 0, 200)
+    img[:60, 50] = np.stack([np.arange(60) + 100, np.zeros(60), 200 - np.arange(60)], 1).astype(np.uint8)
+    img[60:, 50] = 0  # black: the background, the largest unlisted colour
+    img[90:, 90:] = 0
+    lay = layout_from_segmentation(img, "#c80000: red\n#0000c8: blue")
+    (note,) = lay.notes
+    n_black = int(np.all(img == 0, axis=-1).sum())
+    assert note.startswith(f"61 colours not in the table count as background, {100 * (n_black + 60) / 1e4:.1f}% of the pixels; ")
+    assert f"largest [0, 0, 0] {100 * n_black / 1e4:.1f}%, " in note
+    assert "the other 58 cover 0.6%" in note
+    assert "0.0%" not in note and note.count("[") == 3  # three colours shown, not 61
 
 
 def test_non_rgb_images_are_refused():
