@@ -1,0 +1,120 @@
+// Pictures in and out of the editor: the stored document's PNG colour map, the official PNG + JSON
+// pair (import and export), trace images. Colour maps are read with colour management off, so a
+// PNG carrying gAMA/iCCP chunks (the official animals.png does) keeps its exact bytes.
+
+import { parseColour, rgbToHex } from "./paint.js";
+
+export const BACKGROUND = [0, 0, 0];
+
+function scratch(w, h) {
+  const c = document.createElement("canvas");
+  c.width = w;
+  c.height = h;
+  return c;
+}
+
+/** RGBA pixels of a PNG (Blob or data URL), exactly as stored. */
+export async function readPixels(source) {
+  const blob = typeof source === "string" ? await (await fetch(source)).blob() : source;
+  const bmp = await createImageBitmap(blob, { colorSpaceConversion: "none", premultiplyAlpha: "none" });
+  const c = scratch(bmp.width, bmp.height);
+  const ctx = c.getContext("2d", { willReadFrequently: true });
+  ctx.drawImage(bmp, 0, 0);
+  bmp.close?.();
+  return ctx.getImageData(0, 0, c.width, c.height);
+}
+
+/** Index map from RGBA pixels: colours found in `slotOf` (hex -> slot) get their slot, the rest 0. */
+export function indexFromPixels(img, slotOf) {
+  const { data, width, height } = img;
+  const map = new Uint8Array(width * height);
+  const unknown = new Map();
+  for (let i = 0, p = 0; i < map.length; i++, p += 4) {
+    if (data[p + 3] < 128) continue;
+    const key = (data[p] << 16) | (data[p + 1] << 8) | data[p + 2];
+    const slot = slotOf.get(key);
+    if (slot !== undefined) map[i] = slot;
+    else if (key !== 0) unknown.set(key, (unknown.get(key) || 0) + 1);
+  }
+  return { map, unknown };
+}
+
+export function colourKey(c) {
+  return (c[0] << 16) | (c[1] << 8) | c[2];
+}
+
+/** Opaque colour-map canvas: each slot's colour (`colourOf[slot]` or null = background). */
+export function mapCanvas(map, w, h, colourOf) {
+  const c = scratch(w, h);
+  const ctx = c.getContext("2d");
+  const img = ctx.createImageData(w, h);
+  const d = img.data;
+  for (let i = 0, p = 0; i < map.length; i++, p += 4) {
+    const col = colourOf[map[i]] || BACKGROUND;
+    d[p] = col[0];
+    d[p + 1] = col[1];
+    d[p + 2] = col[2];
+    d[p + 3] = 255;
+  }
+  ctx.putImageData(img, 0, 0);
+  return c;
+}
+
+/** Parse the official JSON text: {caption, seed, segments_info: [{color, text}]} (or a bare list). */
+export function parseOfficialJson(text) {
+  let spec;
+  try {
+    spec = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`the JSON file is not valid JSON (${e.message})`);
+  }
+  if (Array.isArray(spec)) spec = { segments_info: spec };
+  if (!spec || typeof spec !== "object" || !Array.isArray(spec.segments_info)) {
+    throw new Error("the JSON file has no 'segments_info' list");
+  }
+  const seen = new Set();
+  const segments = spec.segments_info.map((item, i) => {
+    const colour = parseColour(item && item.color);
+    if (!colour) throw new Error(`segments_info[${i}]: 'color' must be [r, g, b] or '#rrggbb'`);
+    const hex = rgbToHex(colour);
+    if (seen.has(hex)) throw new Error(`segments_info[${i}]: colour ${hex} is listed twice`);
+    seen.add(hex);
+    return { colour, text: typeof item.text === "string" ? item.text.trim() : "" };
+  });
+  return { caption: typeof spec.caption === "string" ? spec.caption : "", segments };
+}
+
+export function officialJson(caption, entities) {
+  return JSON.stringify(
+    { caption, segments_info: entities.map((e) => ({ color: e.colour.slice(), text: e.prompt })) },
+    null,
+    2,
+  );
+}
+
+export function download(name, blob) {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = name;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+export function canvasBlob(canvas) {
+  return new Promise((resolve, reject) =>
+    canvas.toBlob((b) => (b ? resolve(b) : reject(new Error("the browser could not encode the PNG"))), "image/png"),
+  );
+}
+
+export function readText(file) {
+  return file.text();
+}
+
+/** An image for tracing from a URL or File (drawn scaled under the paint layer). */
+export async function loadTraceImage(source) {
+  const blob = typeof source === "string" ? await (await fetch(source)).blob() : source;
+  return createImageBitmap(blob);
+}

@@ -1,0 +1,89 @@
+// Registers the Layout Editor (Seg2Any) widget with the ComfyUI frontend. Uses only the public
+// extension API (registerExtension, getCustomWidgets, addDOMWidget, onExecuted, api.fetchApi),
+// which frontends 1.27 (ComfyUI 0.3.64) and 1.35 (ComfyUI 0.8.0) both provide.
+
+import { app } from "../../../scripts/app.js";
+import { api } from "../../../scripts/api.js";
+import { LayoutEditor } from "./layout_editor/editor.js";
+import { STYLE } from "./layout_editor/style.js";
+
+const NODE = "Seg2AnyLayoutEditor";
+const WIDGET = "SEG2ANY_LAYOUT_EDITOR"; // nodes/editor_nodes.py EDITOR_WIDGET
+const TRACE_KEY = "seg2any_trace"; // nodes/editor_nodes.py TRACE_UI_KEY
+const NODE_SIZE = [600, 900];
+
+function addStyle() {
+  if (document.getElementById("seg2any-layout-editor-style")) return;
+  const s = document.createElement("style");
+  s.id = "seg2any-layout-editor-style";
+  s.textContent = STYLE;
+  document.head.append(s);
+}
+
+function markModified() {
+  app.graph?.setDirtyCanvas?.(true, false);
+  app.extensionManager?.workflow?.activeWorkflow?.changeTracker?.checkState?.();
+}
+
+window.seg2anyLayoutEditors ??= new Map(); // node id -> editor, for the browser tests and the console
+
+app.registerExtension({
+  name: "Seg2Any.LayoutEditor",
+
+  getCustomWidgets() {
+    return {
+      [WIDGET](node, inputName) {
+        addStyle();
+        const editor = new LayoutEditor({ api, onChange: markModified });
+        const widget = node.addDOMWidget(inputName, WIDGET, editor.root, {
+          getValue: () => editor.toDocument(),
+          setValue: (v) => editor.fromDocument(typeof v === "string" ? v : ""),
+          getMinHeight: () => 620,
+          socketless: true,
+          hideOnZoom: false,
+        });
+        editor.root.dataset.nodeId = String(node.id);
+        node.seg2anyEditor = editor;
+        window.seg2anyLayoutEditors.set(node.id, editor);
+        const removed = node.onRemoved;
+        node.onRemoved = function () {
+          window.seg2anyLayoutEditors.delete(this.id);
+          return removed?.apply(this, arguments);
+        };
+        editor.fromDocument("");
+        return { widget, minWidth: 480, minHeight: 620 };
+      },
+    };
+  },
+
+  async beforeRegisterNodeDef(nodeType, nodeData) {
+    if (nodeData?.name !== NODE) return;
+    const executed = nodeType.prototype.onExecuted;
+    nodeType.prototype.onExecuted = function (message) {
+      executed?.apply(this, arguments);
+      const img = message?.[TRACE_KEY]?.[0];
+      if (img && this.seg2anyEditor) {
+        const q = new URLSearchParams({ filename: img.filename, subfolder: img.subfolder || "", type: img.type || "temp" });
+        this.seg2anyEditor.setTrace(api.apiURL(`/view?${q}`), "the 'trace' input");
+      }
+    };
+    const created = nodeType.prototype.onNodeCreated;
+    nodeType.prototype.onNodeCreated = function () {
+      const r = created?.apply(this, arguments);
+      this.setSize([Math.max(this.size[0], NODE_SIZE[0]), Math.max(this.size[1], NODE_SIZE[1])]);
+      return r;
+    };
+  },
+
+  nodeCreated(node) {
+    // ids are assigned when the node joins the graph; keep the test/console map keyed by the final id
+    if (node.comfyClass !== NODE || !node.seg2anyEditor) return;
+    const added = node.onAdded;
+    node.onAdded = function () {
+      const r = added?.apply(this, arguments);
+      window.seg2anyLayoutEditors.set(this.id, this.seg2anyEditor);
+      this.seg2anyEditor.root.dataset.nodeId = String(this.id);
+      return r;
+    };
+  },
+});
