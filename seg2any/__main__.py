@@ -31,7 +31,7 @@ def cmd_generate(a) -> int:
     import numpy as np
     from PIL import Image
 
-    from .adapters.diffusers_pipeline import generate, load_demo, load_flux_dev
+    from .adapters.diffusers_pipeline import load_demo, load_flux_dev, render
 
     layout = _layout(a.layout, a.image)
     for note in layout.notes:
@@ -47,7 +47,12 @@ def cmd_generate(a) -> int:
         scale = a.cond_scale_factor or 1
     t1 = time.time()
     seed = a.seed if a.seed is not None else (layout.seed or 0)
-    images = generate(
+    if a.noise == "official" and models.device.type != "cuda":
+        print(
+            f"note: official noise on {models.device.type}: image i from a {models.device.type} generator seeded "
+            f"with {seed} + i; infer.py draws on CUDA, so only a CUDA run reproduces its pixels"
+        )
+    images, fit = render(
         models,
         layout,
         steps=a.steps,
@@ -58,7 +63,10 @@ def cmd_generate(a) -> int:
         cond_scale_factor=scale,
         batch=a.batch,
         progress=True,
+        noise=a.noise,
     )
+    if fit is not None:
+        print(f"note: {fit.message}")
     t2 = time.time()
     out = a.out
     for i, img in enumerate(images):
@@ -105,6 +113,13 @@ def main(argv=None) -> int:
     g.add_argument("--alpha", type=float, default=1.0, help="shape strength (cond2image weight)")
     g.add_argument("--cond-scale-factor", type=int, default=None, help="default: 1 for the demo, 2 for FLUX.1-dev")
     g.add_argument("--batch", type=int, default=1)
+    g.add_argument(
+        "--noise",
+        choices=["comfy", "official"],
+        default="comfy",
+        help="comfy: one CPU generator for the whole batch (ComfyUI's noise, same pixels as the nodes); official: "
+        "image i from a generator on the device seeded with seed + i, in the model dtype (infer.py; bit-exact on CUDA)",
+    )
     g.add_argument("--flux", help="FLUX.1-dev in diffusers layout (folder with transformer/, vae/, text_encoder*/ ...)")
     g.add_argument("--lora", help="official Seg2Any checkpoint (folder with default/ and cond/, or a combined file)")
     g.add_argument("--device", default="cpu")

@@ -13,6 +13,7 @@ import numpy as np
 
 from seg2any.errors import LayoutError
 from seg2any.layout import Layout
+from seg2any.token_grid import nearest_exact_index
 
 from .data.synthetic import palette as default_palette
 
@@ -131,3 +132,32 @@ def aggregate(records: Sequence[Mapping]) -> dict:
         "texture_acc": float(np.mean([r["texture_ok"] for r in rs])),
         "n_entities": len(rs),
     }
+
+
+def segment_labels(layout: Layout) -> np.ndarray:
+    """(H, W) int: 1 + the index of the entity covering each pixel (the last one on overlaps), 0 = background."""
+    labels = np.zeros((layout.height, layout.width), np.int64)
+    for i, e in enumerate(layout.entities):
+        labels[e.mask] = i + 1
+    return labels
+
+
+def variance_explained(image: np.ndarray, labels: np.ndarray) -> float:
+    """1 - within-segment variance / total variance of the image's pixel colours.
+
+    How much of the picture the layout accounts for, with no knowledge of what each entity should
+    look like: uniform noise scores about 0, flat regions that follow the segments score 1. The
+    ``labels`` map (any size) is resized to the image by nearest neighbour. A uniform image scores 0.
+    """
+    img = np.asarray(image, np.float64).reshape(image.shape[0], image.shape[1], -1)
+    h, w = img.shape[:2]
+    lab = np.asarray(labels)[nearest_exact_index(labels.shape[0], h)][:, nearest_exact_index(labels.shape[1], w)]
+    px = img.reshape(h * w, -1)
+    total = ((px - px.mean(axis=0)) ** 2).sum()
+    if total == 0:
+        return 0.0
+    _, seg = np.unique(lab.reshape(-1), return_inverse=True)
+    n = np.bincount(seg).astype(np.float64)
+    sums = np.stack([np.bincount(seg, weights=px[:, c]) for c in range(px.shape[1])], 1)
+    within = ((px - (sums / n[:, None])[seg]) ** 2).sum()
+    return float(1.0 - within / total)

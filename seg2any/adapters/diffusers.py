@@ -259,16 +259,28 @@ def lora_from_peft(transformer) -> Seg2AnyLora:
 def add_seg2any_adapters(transformer, rank: int, init: str | bool = True):
     """The official configuration: rank r, lora_alpha = r, no bias; 'default' on every DiT Linear,
     'cond' on x_embedder and the image-branch Linears."""
-    from peft import LoraConfig
+    from peft import LoraConfig, LoraModel
 
     from ..lora_format import cond_targets, default_targets
 
     d = flux_dims(transformer)
-    for name, targets in (("default", default_targets(d.n_double, d.n_single)), ("cond", cond_targets(d.n_double, d.n_single))):
-        transformer.add_adapter(
-            LoraConfig(r=rank, lora_alpha=rank, lora_dropout=0.0, bias="none", init_lora_weights=init, target_modules=targets),
-            adapter_name=name,
+    configs = {
+        name: LoraConfig(r=rank, lora_alpha=rank, lora_dropout=0.0, bias="none", init_lora_weights=init, target_modules=targets)
+        for name, targets in (
+            ("default", default_targets(d.n_double, d.n_single)),
+            ("cond", cond_targets(d.n_double, d.n_single)),
         )
+    }
+    if getattr(transformer, "peft_config", None):
+        raise ValueError(
+            f"the transformer already has PEFT adapters {sorted(transformer.peft_config)}; load Seg2Any into a fresh one"
+        )
+    # diffusers' add_adapter once per adapter makes peft warn "Already found a `peft_config`" on the
+    # second call (it cannot tell a deliberate second adapter from a mistake). Declaring both configs
+    # up front is peft's own multi-adapter path: the same LoRA layers, no warning.
+    tuner = LoraModel(transformer, configs, adapter_name="default")
+    tuner.inject_adapter(transformer, "cond")
+    transformer._hf_peft_config_loaded = True  # what add_adapter records, so set_adapters etc. work
     transformer.set_adapters(["default", "cond"])
     return transformer
 

@@ -22,8 +22,10 @@ from ..conditioning import EncodedText, Seg2AnyConditioning
 from ..contour import entity_contour_map, generation_size
 from ..layout import Layout
 from ..lora_format import Seg2AnyLora
+from ..noise import initial_noise
 from ..schedule import official_sigmas
 from ..t5_tokens import ENTITY_MAX_TOKENS, GLOBAL_MAX_TOKENS, budget_report, enforce_budget, fit_to_length
+from ..trained_size import DEMO_RESOLUTION, Fit, fit_layout, scale_uint8
 from .diffusers import Seg2AnyFlux, load_lora_into
 
 DEMO_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demo")
@@ -43,6 +45,7 @@ class Models:
     shift: float = FLUX_SHIFT
     scale: float = FLUX_SCALE
     guidance_default: float = 3.5
+    trained_resolution: int | None = None  # set for a model that only works near one size (the demo)
     _text_cache: dict = field(default_factory=dict)
 
     @property
@@ -137,11 +140,14 @@ def generate(
     batch: int = 1,
     backend: str = "auto",
     progress: bool = False,
+    noise: str = "comfy",
 ) -> list[np.ndarray]:
     """Sample ``batch`` images of ``layout``; returns uint8 (H, W, 3) arrays.
 
     ``use_entities=False`` runs the global caption alone (no masks, no condition tokens);
-    ``use_condition=False`` keeps the masks and drops the condition tokens.
+    ``use_condition=False`` keeps the masks and drops the condition tokens. ``noise``: 'comfy'
+    (one CPU generator for the batch, as ComfyUI) or 'official' (infer.py: image i from a
+    generator on the model's device seeded with seed + i, in the model's dtype).
     """
     device, dtype = models.device, models.dtype
     h, w = generation_size(layout.height, layout.width, cond_scale_factor)
@@ -160,8 +166,7 @@ def generate(
     text = pad_text([enc.cond[0].to(device)] * batch, plan.text_len).to(dtype)
     pooled = None if enc.pooled is None else enc.pooled.to(device, dtype).expand(batch, -1)
     perm = torch.stack([torch.from_numpy(p) for p in plan.perm]).to(device) if plan.reordered else None
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn((batch, 16, h // 8, w // 8), generator=g).to(device, torch.float32)
+    x = initial_noise(noise, seed, (batch, 16, h // 8, w // 8), device, dtype)
     sig = official_sigmas(steps, grid[0] * grid[1]).to(device)
     gvec = torch.full((batch,), float(models.guidance_default if guidance is None else guidance), device=device)
     it = range(steps)
@@ -174,6 +179,15 @@ def generate(
         v = net(pack_latents(x).to(dtype), t, text, pooled, gvec, grid, kernel, rules, tokens, ids, perm)
         x = x + (sig[i + 1] - sig[i]) * unpack_latents(v.float(), x.shape[-2], x.shape[-1])
     return models.decode(x)
+
+
+def render(models: Models, layout: Layout, **kwargs) -> tuple[list[np.ndarray], Fit | None]:
+    """:func:`generate` at the model's trained resolution when it has one, scaled back to the
+    layout's size; also returns the :class:`~seg2any.trained_size.Fit` (None: rendered as is)."""
+    fit = fit_layout(layout, models.trained_resolution, "the demo model") if models.trained_resolution else None
+    if fit is None:
+        return generate(models, layout, **kwargs), None
+    return scale_uint8(generate(models, fit.layout, **kwargs), *fit.size), fit
 
 
 # ----------------------------------------------------------------------------------------------
@@ -228,7 +242,14 @@ def load_demo(demo_dir: str = DEMO_DIR, lora: Seg2AnyLora | None = None, device=
     vae = AutoencoderKL(**vcfg["diffusers"])
     vae.load_state_dict(vae_sd, strict=True)
     tok = T5Tokenizer(os.path.join(demo_dir, "spiece.model"))
-    return Models(transformer.to(device).eval(), vae.to(device).eval(), t5.to(device).eval(), tok.ids, guidance_default=1.0)
+    return Models(
+        transformer.to(device).eval(),
+        vae.to(device).eval(),
+        t5.to(device).eval(),
+        tok.ids,
+        guidance_default=1.0,
+        trained_resolution=DEMO_RESOLUTION,
+    )
 
 
 def load_flux_dev_base(flux_dir: str, device="cuda", dtype=torch.bfloat16) -> Models:
