@@ -168,7 +168,7 @@ export class LayoutEditor {
     this.bindCanvas();
     this.bindKeys();
     this.bindDrop();
-    new ResizeObserver(() => this.layoutView()).observe(this.stage);
+    new ResizeObserver(() => requestAnimationFrame(() => this.layoutView())).observe(this.stage);
     this.setTool("brush");
   }
 

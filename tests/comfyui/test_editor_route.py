@@ -1,0 +1,144 @@
+"""The Layout Editor through a real ComfyUI server: its token-count route (good and bad requests),
+its node feeding the builder and the Layout Preview exactly like 'Load Seg2Any Layout' does with
+the same PNG + JSON, errors that name the entity, and the trace image it hands to the frontend."""
+
+from __future__ import annotations
+
+import json
+import os
+from urllib import error, request
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from seg2any.editor_document import document_from_files
+from seg2any.t5_tokens import T5Tokenizer
+from tests.conftest import COMFYUI_PATH, ROOT
+from tests.support.server import ComfyServer, clean
+
+LAYOUTS = os.path.join(ROOT, "example_workflows", "layouts")
+ROUTE = "/seg2any/token_count"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    base = str(tmp_path_factory.mktemp("comfy-editor"))
+    s = ComfyServer(COMFYUI_PATH, base).start()
+    yield s
+    s.stop()
+    clean(base)
+
+
+def post_raw(server, path, body: bytes, content_type="application/json"):
+    req = request.Request(server.url + path, data=body, headers={"Content-Type": content_type}, method="POST")
+    try:
+        with request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read().decode())
+    except error.HTTPError as e:
+        return e.code, json.loads(e.read().decode() or "{}")
+
+
+def test_editor_node_is_listed_next_to_the_builder(server):
+    info = server.object_info()["Seg2AnyLayoutEditor"]
+    assert info["display_name"] == "Layout Editor (Seg2Any)" and info["category"] == "Seg2Any"
+    assert info["output"] == ["IMAGE", "STRING", "STRING"]
+    assert info["output_name"] == server.object_info()["Seg2AnyLoadLayout"]["output_name"]
+    kind, opts = info["input"]["required"]["layout"]
+    assert kind == "SEG2ANY_LAYOUT_EDITOR" and opts["widgetType"] == "SEG2ANY_LAYOUT_EDITOR" and opts["socketless"]
+
+
+@pytest.mark.parametrize("prefix", ["", "/api"])
+def test_token_counts_are_the_builders_counts(server, prefix, shared_dir):
+    tok = T5Tokenizer(os.path.join(shared_dir, "data", "t5-v1_1-xxl-tokenizer"))
+    texts = ["A cosy reading nook.", "an orange tabby cat, curled up asleep", "", "Ünïcode café — 20% off!", "x " * 80]
+    status, body = server.post(prefix + ROUTE, {"texts": texts})
+    assert status == 200, body
+    assert body["counts"] == [len(tok.ids(t.strip())) if t.strip() else 0 for t in texts]
+    assert body["counts"][4] > body["entity_limit"] == 50 and body["global_limit"] == 512
+
+
+BAD = {
+    "not-json": (b"{texts: [", "not JSON"),
+    "not-utf8": (b"\xff\xfe\x00", "not JSON"),
+    "no-texts": (b"{}", "'texts' must be a list"),
+    "texts-not-list": (json.dumps({"texts": "a cat"}).encode(), "got str"),
+    "number-in-texts": (json.dumps({"texts": ["a", 1]}).encode(), "texts[1] must be a string, got int"),
+    "too-many": (json.dumps({"texts": ["a"] * 301}).encode(), "301 texts, at most 300"),
+    "too-long": (json.dumps({"texts": ["a" * 10001]}).encode(), "texts[0] has 10001 characters"),
+    "file-path": (json.dumps({"texts": [], "path": "/etc/passwd"}).encode(), "unknown field(s) ['path']"),
+    "huge-body": (b'{"texts": ["' + b"a" * (1024 * 1024 + 10) + b'"]}', "request body over"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD))
+def test_bad_token_requests_get_400_with_a_message(server, name):
+    body, fragment = BAD[name]
+    status, answer = post_raw(server, ROUTE, body)
+    assert status == 400, answer
+    assert fragment in answer["error"]
+    ok, again = server.post(ROUTE, {"texts": ["still serving"]})  # the server keeps answering
+    assert ok == 200 and again["counts"][0] > 1
+
+
+def test_get_is_not_a_token_route(server):
+    with pytest.raises(error.HTTPError) as err:
+        request.urlopen(server.url + ROUTE, timeout=30)
+    assert err.value.code in (404, 405)
+
+
+def preview_graph(source: dict) -> dict:
+    """layout source -> builder (tiny CLIP) -> Layout Preview; the source is node "src"."""
+    return {
+        "src": source,
+        "clip": {"class_type": "Seg2AnyTestTinyClip", "inputs": {"seed": 0}},
+        "b": {
+            "class_type": "Seg2AnyRegionalPromptBuilder",
+            "inputs": {"clip": ["clip", 0], "global_prompt": "", "segmentation": ["src", 0], "segments": ["src", 1]},
+        },
+        "p": {"class_type": "Seg2AnyLayoutPreview", "inputs": {"layout": ["b", 0]}},
+    }
+
+
+def preview_pixels(server, graph) -> tuple[np.ndarray, dict]:
+    result = server.run(graph)
+    assert result["status"] == "success", (result["errors"], server.tail())
+    img = result["outputs"]["p"]["images"][0]
+    with Image.open(server.output_path(img)) as im:
+        return np.asarray(im.convert("RGB")), result
+
+
+def test_editor_feeds_builder_and_preview_like_the_file_loader(server):
+    doc = document_from_files(os.path.join(LAYOUTS, "demo_shapes.png"), os.path.join(LAYOUTS, "demo_shapes.json"))
+    from_editor, res = preview_pixels(server, preview_graph({"class_type": "Seg2AnyLayoutEditor", "inputs": {"layout": doc}}))
+    from_files, _ = preview_pixels(
+        server, preview_graph({"class_type": "Seg2AnyLoadLayout", "inputs": {"layout_json": "examples/demo_shapes.json"}})
+    )
+    assert from_editor.shape == from_files.shape and np.array_equal(from_editor, from_files)
+    report = "".join(res["outputs"]["b"]["text"])
+    for prompt in ("a purple striped circle", "an orange striped circle", "a green diamond", "a blue striped square"):
+        assert prompt in report
+
+
+def test_bad_document_is_a_node_error_naming_the_entity(server):
+    doc = json.loads(document_from_files(os.path.join(LAYOUTS, "demo_shapes.png"), os.path.join(LAYOUTS, "demo_shapes.json")))
+    doc["entities"].append({"color": "#123456", "prompt": "a ghost", "visible": True})
+    result = server.run(preview_graph({"class_type": "Seg2AnyLayoutEditor", "inputs": {"layout": json.dumps(doc)}}))
+    assert result["status"] == "error"
+    messages = [e.get("exception_message", "") for e in result["errors"]]
+    assert any("entity 5 (#123456) 'a ghost' is not painted anywhere" in m for m in messages), messages
+
+
+def test_trace_image_comes_back_for_the_editor_to_show(server):
+    doc = document_from_files(os.path.join(LAYOUTS, "demo_shapes.png"), os.path.join(LAYOUTS, "demo_shapes.json"))
+    graph = {
+        "t": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 48, "batch_size": 1, "color": 0x3366CC}},
+        "src": {"class_type": "Seg2AnyLayoutEditor", "inputs": {"layout": doc, "trace": ["t", 0]}},
+        "out": {"class_type": "PreviewImage", "inputs": {"images": ["src", 0]}},
+    }
+    result = server.run(graph)
+    assert result["status"] == "success", result["errors"]
+    shown = result["outputs"]["src"]["seg2any_trace"]
+    assert "images" not in result["outputs"]["src"]  # no second preview drawn over the editor
+    with Image.open(server.output_path(shown[0])) as im:
+        assert im.size == (64, 48) and im.convert("RGB").getpixel((5, 5)) == (0x33, 0x66, 0xCC)
