@@ -16,14 +16,23 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import shutil
-import time
 
-import numpy as np
-import torch
+# CPU numerics pinned before torch loads: without this the same command gives other figures on another
+# x86 machine, because ATen, MKL and oneDNN pick kernels by instruction set (AVX-512 or not, Intel or AMD)
+# and a training run amplifies the last-bit differences. AVX2 exists on every x86 machine we run on.
+for _k, _v in {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2,STRICT", "ONEDNN_MAX_CPU_ISA": "AVX2"}.items():
+    os.environ.setdefault(_k, _v)
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import shutil  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 PROFILES = {
     # steps, batch, synthetic samples; sized so the whole run fits ~1 h on 2 CPU cores
@@ -50,6 +59,24 @@ ADAPTER_RUNS = {
 }
 
 
+def make_deterministic(threads: int) -> dict:
+    """Everything torch lets us fix for a repeatable run; returns what the results must quote."""
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.set_num_threads(threads)  # intra-op reductions split work by thread count
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }
+
+
 def stage_vae(out, p, device, log):
     from .data import SyntheticShapes
     from .models import save_vae
@@ -59,7 +86,7 @@ def stage_vae(out, p, device, log):
     stats = os.path.join(out, "vae.json")
     if not os.path.exists(path):
         ds = SyntheticShapes(min(p["n_data"], 4000), resolution=128, seed=1)
-        vae = train_vae(ds, steps=p["vae_steps"], device=device)
+        vae = train_vae(ds, steps=p["vae_steps"], device=device, seed=log["seed"])
         calibrate(vae, ds, device=device)
         with open(stats, "w") as f:
             json.dump({"psnr": reconstruction_psnr(vae, ds, device=device)}, f)
@@ -111,7 +138,7 @@ def eval_layouts(n, seed=12345):
 
 
 @torch.no_grad()
-def evaluate(model_sets, picked, steps, out_dir, log):
+def evaluate(model_sets, picked, steps, out_dir, log, seed=0):
     from PIL import Image
 
     from seg2any.adapters.diffusers_pipeline import generate
@@ -126,7 +153,14 @@ def evaluate(model_sets, picked, steps, out_dir, log):
         strengths = {"default": 0.0, "cond": 0.0} if not kw.get("use_entities", True) else None
         for i, (sample, attrs, bg) in enumerate(picked):
             img = generate(
-                models, sample.layout, steps=steps, seed=i, guidance=1.0, cond_scale_factor=1, strengths=strengths, **kw
+                models,
+                sample.layout,
+                steps=steps,
+                seed=i + 1000 * seed,
+                guidance=1.0,
+                cond_scale_factor=1,
+                strengths=strengths,
+                **kw,
             )[0]
             records += shape_metrics(img, sample.layout, attrs, bg)[0]
             if i < 8:
@@ -163,6 +197,10 @@ def write_results(path, rows, log, cmd, sheet_rel):
         f"Base model: {log.get('t2i_steps')} steps of text-to-image pretraining (global captions only); "
         f"adapters: {log.get('s2a_steps')} steps per run (rank {log.get('rank')}, lr 5e-4, condition tokens at cond_scale_factor 1).",
         f"VAE reconstruction PSNR on training images: {log.get('vae_psnr', float('nan')):.1f} dB.",
+        "Machine: {cpu}, {threads} torch threads, torch {torch}, CPU kernels {cpu_capability} (pinned; see "
+        "[RUNS.md](RUNS.md) for what varies between runs and machines).".format(**log.get("machine", {}))
+        if log.get("machine")
+        else "",
         "",
         f"Held-out layouts: {log['eval_n']} synthetic scenes with 2-4 shapes of distinct colours, {log['eval_steps']} sampling steps, "
         "one image per layout (seed = layout index). Scores are exact, by nearest-colour segmentation of the generated image:",
@@ -199,18 +237,23 @@ def main(argv=None):
     ap.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--rank", type=int, default=16)
+    ap.add_argument(
+        "--seed", type=int, default=0, help="shifts every random stream (VAE, T5, training, sampling); 0 is the published run"
+    )
+    ap.add_argument("--threads", type=int, default=2, help="CPU threads (results depend on it; the published run used 2)")
     ap.add_argument("--results", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"))
     ap.add_argument("--package-demo", action="store_true", help="copy the trained model into seg2any/demo")
     a = ap.parse_args(argv)
     p = PROFILES[a.profile]
     os.makedirs(a.out, exist_ok=True)
-    log = {"profile": a.profile, "params": p, "device": a.device, "rank": a.rank}
+    log = {"profile": a.profile, "params": p, "device": a.device, "rank": a.rank, "seed": a.seed}
+    log["machine"] = make_deterministic(a.threads)
     vae = timed(a.out, "vae", stage_vae, a.out, p, a.device, log)
     t5_path = os.path.join(a.out, "t5.safetensors")
     if not os.path.exists(t5_path):
         from .models import new_t5, save_t5
 
-        save_t5(new_t5(42), t5_path)
+        save_t5(new_t5(42 + a.seed), t5_path)
     common = [
         "--dataset",
         "synthetic",
@@ -224,6 +267,8 @@ def main(argv=None):
         "128",
         "--val-every",
         "1000000",
+        "--seed",
+        str(42 + a.seed),
     ]
     base_dir = os.path.join(a.out, "base")
     base_ckpt = os.path.join(base_dir, f"checkpoint-{p['t2i_steps']}")
@@ -296,7 +341,7 @@ def main(argv=None):
         model_sets[which] = Models(transformer.eval(), vae_m, t5_m, tok, guidance_default=1.0)
     picked = eval_layouts(p["eval_n"])
     log["eval_n"], log["eval_steps"] = len(picked), p["eval_steps"]
-    rows = timed(a.out, "evaluation", evaluate, model_sets, picked, p["eval_steps"], a.out, log)
+    rows = timed(a.out, "evaluation", evaluate, model_sets, picked, p["eval_steps"], a.out, log, a.seed)
     log["stage_minutes"] = stage_times(a.out)
     log["minutes"] = sum(log["stage_minutes"].values())
     with open(os.path.join(a.out, "log.json"), "w") as f:
@@ -306,6 +351,8 @@ def main(argv=None):
     shutil.copyfile(os.path.join(a.out, "samples.png"), sheet)
     out_shown = os.path.relpath(a.out) if not os.path.relpath(a.out).startswith("..") else "runs/experiment"
     cmd = f"python -m training.experiment --out {out_shown} --profile {a.profile} --device {a.device}"
+    if a.seed:
+        cmd += f" --seed {a.seed}"
     write_results(a.results, rows, log, cmd, os.path.basename(sheet))
     for name, agg in rows:
         print(
