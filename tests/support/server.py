@@ -13,6 +13,8 @@ import time
 import uuid
 from urllib import error, request
 
+from tests.support.comfy_kit import kit_env
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TEST_NODES = os.path.join(ROOT, "tests", "comfy_custom_nodes")
 
@@ -65,6 +67,7 @@ class ComfyServer:
         env = dict(os.environ)
         env.pop("PYTEST_CURRENT_TEST", None)
         env["PYTHONUNBUFFERED"] = "1"
+        env = kit_env(self.comfy_path, env)  # the frontend packages this snapshot pins, if unpacked
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(cmd, cwd=self.comfy_path, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.time() + timeout

@@ -238,3 +238,21 @@ def sampler_settings(seed: int, steps: int, guidance: float, cfg: float = 1.0) -
         "isolation_blocks": "auto",
         "batch_size": 1,
     }
+
+
+EXAMPLE_NAMES = {
+    "demo": "Seg2Any demo - tiny model, runs on CPU",
+    "reading_nook": "Seg2Any FLUX.1-dev - reading nook from a colour map",
+    "badge_grid": "Seg2Any FLUX.1-dev - 20 badges from a colour map",
+    "mask_editor": "Seg2Any FLUX.1-dev - entities painted in the mask editor",
+    "layout_editor": "Seg2Any FLUX.1-dev - paint the layout in the Layout Editor",
+}
+
+
+def example_path(key: str) -> str:
+    """example_workflows/<file> of an example by short key. The file names are what the template
+    browser shows as title and description, so they are sentences, not identifiers."""
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return os.path.join(root, "example_workflows", EXAMPLE_NAMES[key] + ".json")
