@@ -7,7 +7,7 @@ from .demo_nodes import DemoModelLoader
 from .editor_nodes import LayoutEditor, register_routes
 from .layout_nodes import EntityNode, LayoutFromFiles, LayoutPreview, RegionalPromptBuilder
 from .lora_nodes import LoadSeg2AnyLora, register_folders
-from .sampler_nodes import MaskedFluxSampler
+from .sampler_nodes import MaskedFluxSampler, ScaleToLayout
 
 NODES: list[type[io.ComfyNode]] = [
     LoadSeg2AnyLora,
@@ -19,6 +19,7 @@ NODES: list[type[io.ComfyNode]] = [
     ContourEncoder,
     ConditioningNode,
     MaskedFluxSampler,
+    ScaleToLayout,
     DemoModelLoader,
 ]
 

@@ -9,11 +9,13 @@ import torch
 from comfy_api.latest import io
 
 from seg2any.adapters.comfyui import attach
+from seg2any.adapters.comfyui_demo import trained_resolution
 from seg2any.attention_rules import MODES, isolation_layers
 from seg2any.condition_tokens import ConditionTokens, keep_mask_from_contour
 from seg2any.conditioning import EncodedLayout, EncodedText, Seg2AnyConditioning
 from seg2any.contour import entity_contour_map, generation_size
 from seg2any.errors import ModelMismatchError
+from seg2any.trained_size import Fit, fit_layout
 
 from .types import CATEGORY, Condition
 from .types import Layout as LayoutType
@@ -23,9 +25,19 @@ log = logging.getLogger("seg2any")
 ISOLATION_TIP = "Joint blocks with attribute isolation: 'auto' = the official 19-37 for FLUX (first half of the single blocks), 'none', or 'A-B'"
 
 
+def fitted(layout: EncodedLayout, model_or_vae) -> tuple[EncodedLayout, Fit | None]:
+    """The layout as a model that declares a trained resolution (the demo) renders it: resized
+    there; unchanged for FLUX. The encoder and the sampler both call this, so they agree."""
+    res = trained_resolution(model_or_vae)
+    fit = fit_layout(layout.layout, res, "this model") if res else None
+    if fit is None:
+        return layout, None
+    return EncodedLayout(fit.layout, layout.positive, layout.negative, layout.budget), fit
+
+
 def encode_condition(vae, layout: EncodedLayout, cond_scale_factor: int) -> tuple[ConditionTokens, torch.Tensor]:
     """Contour map at image/s, VAE-encoded (posterior mean), with the empty-token keep mask."""
-    lay = layout.layout
+    lay = fitted(layout, vae)[0].layout
     h, w = generation_size(lay.height, lay.width, cond_scale_factor)
     if (h, w) != (lay.height, lay.width):
         log.info("Seg2Any: %dx%d layout generates at %dx%d (multiple of %d)", lay.width, lay.height, w, h, 16 * cond_scale_factor)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import comfy.model_sampling
 import comfy.sample
 import comfy.samplers
@@ -10,13 +12,40 @@ import latent_preview
 import torch
 from comfy_api.latest import io
 
+from seg2any.contour import generation_size
+from seg2any.errors import ModelMismatchError
 from seg2any.schedule import flux_shift_mu, official_sigmas
+from seg2any.trained_size import scale_images
 
-from .condition_nodes import attention_inputs, build_conditionings, image_size
+from .condition_nodes import attention_inputs, build_conditionings, fitted, image_size
 from .types import CATEGORY, Condition
 from .types import Layout as LayoutType
 
 OFFICIAL = "seg2any (official)"
+log = logging.getLogger("seg2any")
+NOISE_TIP = (
+    "ComfyUI's noise: one CPU generator seeded once for the whole batch, so image i differs from a "
+    "batch-1 run with seed + i and from the official infer.py, which draws image i on the GPU in bf16 with "
+    "seed + i (python -m seg2any generate --noise official reproduces that)"
+)
+
+
+def checked_layout(model, layout, condition):
+    """The layout at the size this model renders it, checked against the condition's size; logs
+    one line when a model with a trained resolution (the demo) resizes it."""
+    layout, fit = fitted(layout, model)
+    if fit is not None:
+        (log.warning if fit.vanished else log.info)("Seg2Any: %s", fit.message)
+    if condition is not None:
+        lay = layout.layout
+        want = generation_size(lay.height, lay.width, condition.scale)
+        if tuple(condition.image_size) != want:
+            ch, cw = condition.image_size
+            raise ModelMismatchError(
+                f"the condition was encoded for {cw}x{ch} px but this model renders the {lay.width}x{lay.height} layout "
+                f"at {want[1]}x{want[0]}: give the Entity Contour Encoder the same layout and this model's VAE"
+            )
+    return layout
 
 
 def with_flux_shift(model, width: int, height: int):
@@ -41,13 +70,15 @@ class MaskedFluxSampler(io.ComfyNode):
             category=CATEGORY,
             description=(
                 "Samples a Seg2Any layout with ComfyUI's own samplers (progress bar, previews, interrupt). "
-                "'seg2any (official)' is the upstream schedule; CFG > 1 runs true CFG with the layout's negative prompt."
+                "'seg2any (official)' is the upstream schedule; CFG > 1 runs true CFG with the layout's negative prompt. "
+                "A model trained at one small size (the demo) samples the layout resized to it; 'Scale Image to "
+                "Layout' brings the decoded image back to the layout's size."
             ),
             inputs=[
                 io.Model.Input("model", tooltip="A FLUX model after Load Seg2Any LoRA"),
                 LayoutType.Input("layout"),
                 Condition.Input("condition", optional=True),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True, tooltip=NOISE_TIP),
                 io.Int.Input("steps", default=28, min=1, max=200),
                 io.Float.Input("guidance", default=3.5, min=0.0, max=100.0, step=0.1, tooltip="FLUX embedded guidance"),
                 io.Float.Input(
@@ -78,6 +109,7 @@ class MaskedFluxSampler(io.ComfyNode):
         batch_size,
         condition=None,
     ):
+        layout = checked_layout(model, layout, condition)
         positive, negative = build_conditionings(layout, condition, mode, shape_strength, isolation_blocks, guidance)
         h, w = image_size(layout, condition)
         latent = torch.zeros((batch_size, 16, h // 8, w // 8))
@@ -103,3 +135,27 @@ class MaskedFluxSampler(io.ComfyNode):
             seed=seed,
         )
         return io.NodeOutput({"samples": samples})
+
+
+class ScaleToLayout(io.ComfyNode):
+    """The decoded image at the layout's size: the demo renders at its trained size, FLUX at the
+    layout's size rounded down to a multiple of 16 x cond_scale_factor."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="Seg2AnyScaleToLayout",
+            display_name="Scale Image to Layout (Seg2Any)",
+            category=CATEGORY,
+            description=(
+                "Resizes images to the layout's width x height (antialiased bicubic); images already that size pass "
+                "through unchanged. Put it after VAE Decode when the model renders at another size (the demo model)."
+            ),
+            inputs=[io.Image.Input("image"), LayoutType.Input("layout")],
+            outputs=[io.Image.Output(display_name="image")],
+        )
+
+    @classmethod
+    def execute(cls, image, layout):
+        lay = layout.layout
+        return io.NodeOutput(scale_images(image, lay.height, lay.width))

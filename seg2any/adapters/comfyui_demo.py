@@ -18,7 +18,21 @@ import comfy.text_encoders.t5
 import torch
 from safetensors import safe_open
 
+from ..trained_size import DEMO_RESOLUTION
 from .comfyui_models import build_flux, build_vae, flux_params
+
+# Where a MODEL / VAE says it only works near one resolution: a model_options key (copied by every
+# ModelPatcher clone, so it survives Load Seg2Any LoRA) and an attribute of the VAE object.
+TRAINED_RESOLUTION = "seg2any_trained_resolution"
+
+
+def trained_resolution(obj) -> int | None:
+    """The resolution a MODEL (ModelPatcher) or VAE declares it was trained at; None for FLUX."""
+    opts = getattr(obj, "model_options", None)
+    if isinstance(opts, dict) and opts.get(TRAINED_RESOLUTION):
+        return int(opts[TRAINED_RESOLUTION])
+    value = getattr(obj, TRAINED_RESOLUTION, None)
+    return int(value) if value else None
 
 
 def read_with_config(path: str, key: str) -> tuple[dict, dict]:
@@ -85,4 +99,6 @@ def load_demo(demo_dir: str):
     clip = demo_clip(t5_sd, t5_cfg)
     vae_sd, vcfg = read_with_config(os.path.join(demo_dir, "vae.safetensors"), "vae_config")
     vae = build_vae(vae_sd, vcfg["ddconfig"], int(vcfg["embed_dim"]))
+    model.model_options[TRAINED_RESOLUTION] = DEMO_RESOLUTION
+    setattr(vae, TRAINED_RESOLUTION, DEMO_RESOLUTION)
     return model, clip, vae

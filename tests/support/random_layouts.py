@@ -43,8 +43,8 @@ def random_layout(
 ) -> tuple[np.ndarray, dict]:
     """(colour map (H, W, 3) uint8, official JSON dict). Black is the (unlisted) background.
 
-    ``tiny`` adds a 3x3-pixel entity placed between the pixels the demo's resize samples, so it
-    exists in the map and vanishes at the demo's size; it is the last entry of ``segments_info``.
+    ``tiny`` adds a 3x3-pixel entity placed between the demo's token centres, so it exists in the
+    map and gets no image token at the demo's size; it is the last entry of ``segments_info``.
     """
     rng = np.random.default_rng(seed)
     s = supersample
@@ -64,11 +64,13 @@ def random_layout(
         entries.append({"color": list(c), "text": _prompt(rng)})
     img = cv2.resize(big, (width, height), interpolation=cv2.INTER_AREA) if s > 1 else big
     if tiny:
+        # midway between the pixels that become token centres at the demo's size (nearest-exact twice)
         h, w = trained_size(height, width, DEMO_RESOLUTION)
-        rows, cols = nearest_exact_index(height, h), nearest_exact_index(width, w)
+        rows = nearest_exact_index(height, h)[nearest_exact_index(h, h // 16)]
+        cols = nearest_exact_index(width, w)[nearest_exact_index(w, w // 16)]
         i, j = len(rows) // 3, len(cols) // 3
-        assert rows[i + 1] - rows[i] >= 5 and cols[j + 1] - cols[j] >= 5, "layout too small for a vanishing entity"
-        y, x = rows[i] + 1, cols[j] + 1
+        assert rows[i + 1] - rows[i] >= 8 and cols[j + 1] - cols[j] >= 8, "layout too small for a vanishing entity"
+        y, x = (rows[i] + rows[i + 1]) // 2 - 1, (cols[j] + cols[j + 1]) // 2 - 1
         c = (7, 250, 9)
         img[y : y + 3, x : x + 3] = c
         entries.append({"color": list(c), "text": "a plain red dot"})
