@@ -254,10 +254,15 @@ def visible(tags: SequenceTags, b, q, k, isolate: bool) -> torch.Tensor:
 
     vis = (img_q | cond_q) & (img_k | cond_k)
     img_to_global = img_q & glob_k
-    if isolate:
+    if isinstance(isolate, torch.Tensor) or isolate:
         bg_q = gq == 0
-        vis = vis & ~(img_q & img_k & ~bg_q & ~tags.share[b, gq, gk])
-        img_to_global = img_to_global & bg_q
+        cut = img_q & img_k & ~bg_q & ~tags.share[b, gq, gk]
+        keep_global = bg_q
+        if isinstance(isolate, torch.Tensor):
+            # a 0-d bool tensor: compiled FlexAttention traces one graph for both rules
+            cut, keep_global = cut & isolate, bg_q | ~isolate
+        vis = vis & ~cut
+        img_to_global = img_to_global & keep_global
     vis = vis | (glob_q & (glob_k | img_k)) | img_to_global
     vis = vis | (ent_q & ent_k & (eq == ek))
     vis = vis | (ent_q & img_k & tags.has[b, gk, eq.clamp(min=0)])

@@ -14,15 +14,20 @@ from .conditioning import Seg2AnyConditioning
 from .errors import ModelMismatchError
 
 FLEX_BUCKET = 128
+REORDERING = ("flex", "split", "auto")  # backends whose cost falls when each entity's tokens are contiguous
 
 
 def plan_rows(
     infos: list[Seg2AnyConditioning], grid: tuple[int, int], backend: str, reorder_ok: bool
 ) -> tuple[SequencePlan, bool]:
-    """(plan, trivial): trivial means no entity, no condition token and no padding, i.e. plain FLUX."""
+    """(plan, trivial): trivial means no entity, no condition token and no padding, i.e. plain FLUX.
+
+    ``backend`` is resolved (:func:`~seg2any.attention_kernels.resolve_backend`); flex rounds L up to
+    whole tiles, and the block-skipping backends get entity-contiguous image tokens.
+    """
     rows = [info.row(grid) for info in infos]
-    flex = backend == "flex"
-    plan = SequencePlan.build(rows, bucket=FLEX_BUCKET if flex else 1, reorder=flex and reorder_ok)
+    bucket = FLEX_BUCKET if backend == "flex" else 1
+    plan = SequencePlan.build(rows, bucket=bucket, reorder=backend in REORDERING and reorder_ok)
     n_img = grid[0] * grid[1]
     trivial = all(info.trivial() and info.n_text == plan.text_len for info in infos) and plan.length == plan.text_len + n_img
     return plan, trivial
@@ -69,4 +74,4 @@ def condition_inputs(infos, plan: SequencePlan, in_channels: int, device, dtype,
 
 
 def kernel_for(plan: SequencePlan, trivial: bool, backend: str, device) -> MaskedAttention | None:
-    return None if trivial else MaskedAttention(plan.tags(device), backend)
+    return None if trivial else MaskedAttention(plan.tags(device), backend, contiguous=plan.reordered)

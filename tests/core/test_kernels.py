@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from seg2any.attention_kernels import MaskedAttention, flex_available, resolve_backend
-from seg2any.attention_rules import MaskRule, SequencePlan, row_layout
+from seg2any.attention_kernels import BACKENDS, MaskedAttention, auto_choice, flex_available, resolve_backend
+from seg2any.attention_rules import MaskRule, SequencePlan, dense_mask, row_layout
+from seg2any.attention_split import plan_split
 from seg2any.reference_mask import official_bias
+from tests.support.attention_cases import plan_of, qkv, reference
 
 
 def _case():
@@ -54,18 +56,125 @@ def test_flex_path_equals_sdpa_on_cpu():
         assert torch.allclose(a, b, atol=2e-6)
 
 
-def test_backend_choice():
+def test_backend_choice(monkeypatch):
+    monkeypatch.delenv("SEG2ANY_ATTENTION", raising=False)
     assert resolve_backend("auto", torch.device("cpu")) == "sdpa"
-    assert resolve_backend("sdpa", torch.device("cuda")) == "sdpa"
-    with pytest.raises(ValueError):
+    assert resolve_backend("auto", torch.device("cuda")) == "auto"  # the per-rule table, on the GPU
+    for name in BACKENDS[1:]:
+        assert resolve_backend(name, torch.device("cuda")) == name
+        monkeypatch.setenv("SEG2ANY_ATTENTION", name)
+        assert resolve_backend("auto", torch.device("cpu")) == name
+    monkeypatch.setenv("SEG2ANY_ATTENTION", "sdpa")
+    assert resolve_backend("split", torch.device("cpu")) == "split"  # an explicit choice wins over the variable
+    with pytest.raises(ValueError, match="xformers"):
         resolve_backend("xformers", torch.device("cpu"))
+
+
+def test_auto_table_on_cuda(monkeypatch):
+    """The CUDA rule table, evaluated without a GPU (the one-time device self-check stubbed to pass)."""
+    import seg2any.attention_kernels as ak
+
+    monkeypatch.setattr(ak, "split_selfcheck", lambda *a: True)
+    cuda, bf16 = torch.device("cuda"), torch.bfloat16
+    assert auto_choice(MaskRule(True), 5100, cuda, bf16, 128, True)[0] == "split"
+    assert auto_choice(MaskRule(False, math.log(0.5)), 5100, cuda, bf16, 128, True)[0] == "split"
+    assert auto_choice(MaskRule(True, 0.0, place=True), 5100, cuda, bf16, 128, True)[0] == "sdpa"
+    assert auto_choice(MaskRule(True), 5100, cuda, bf16, 128, False)[0] == "sdpa"  # raster order (ControlNet)
+    assert auto_choice(MaskRule(True), 1400, cuda, bf16, 128, True)[0] == "sdpa"  # small: overhead dominates
+    assert auto_choice(MaskRule(True), 5100, cuda, torch.float32, 128, True)[0] == "sdpa"  # no fp32 flash varlen
+    monkeypatch.setattr(ak, "split_selfcheck", lambda *a: False)
+    name, why = auto_choice(MaskRule(True), 5100, cuda, bf16, 128, True)
+    assert name == "sdpa" and "exactness check" in why
+
+
+def test_auto_on_cpu_logs_its_choice_once(caplog, monkeypatch):
+    import seg2any.attention_kernels as ak
+
+    monkeypatch.delenv("SEG2ANY_ATTENTION", raising=False)
+    monkeypatch.setattr(ak, "_logged", set())
+    with caplog.at_level("INFO", logger="seg2any"):
+        for _ in range(3):
+            resolve_backend("auto", torch.device("cpu"))
+    assert [r.getMessage() for r in caplog.records if "attention" in r.getMessage()] == [
+        "Seg2Any attention: sdpa (additive mask, heads broadcast) on cpu"
+    ]
+
+
+# ----------------------------------------------------------------------------------------------
+# every backend against the float64 reference on random layouts
+
+CASES = {
+    # overlapping entities, background, condition tokens; one row
+    "single": (0, [(4, (8, 8), 12)]),
+    # batch of 3 different layouts: unequal text and condition lengths -> padding rows in both
+    "batch": (1, [(6, (8, 10), 20), (1, (8, 10), 0), (3, (8, 10), 33)]),
+    # many small entities, no condition tokens
+    "many": (2, [(15, (10, 10), 0), (9, (10, 10), 5)]),
+}
+RULES = [MaskRule(False), MaskRule(True), MaskRule(True, math.log(0.3)), MaskRule(False, math.log(2.5))]
+
+
+@pytest.mark.parametrize("backend", ["sdpa", "split", "dense", "flex"])
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("reorder", [False, True])
+def test_backend_equals_float64_reference(backend, case, reorder):
+    if backend == "flex" and not flex_available():
+        pytest.skip("no FlexAttention in this torch")
+    seed, specs = CASES[case]
+    plan = plan_of(seed, specs, reorder=reorder, bucket=128 if backend == "flex" else 1)
+    tags = plan.tags()
+    dtype = torch.float32 if backend == "flex" else torch.float64  # eager flex computes in float32
+    q, k, v = qkv(plan.batch, 2, plan.length, 16, seed=seed, dtype=dtype)
+    att = MaskedAttention(tags, backend, contiguous=reorder)
+    for rule in RULES:
+        got = att(q, k, v, rule)
+        want = reference(q, k, v, tags, rule)
+        tol = 2e-6 if dtype == torch.float32 else 1e-12
+        assert (got.double() - want).abs().max().item() < tol, (rule, (got.double() - want).abs().max().item())
+
+
+def test_split_computes_exactly_the_visible_pairs():
+    """No masked pair is computed and none is computed twice: the pieces' areas add up to the
+    number of visible non-padding pairs, and padding rows are copied, not attended."""
+    plan = plan_of(3, [(8, (12, 12), 30), (2, (12, 12), 9)])
+    tags = plan.tags()
+    pad = (tags.kind == 4).reshape(-1)
+    for rule in RULES:
+        sp = plan_split(tags, rule)
+        vis = dense_mask(tags, rule)[:, 0].reshape(-1, plan.length)
+        assert sp.n_pairs == int(vis[~pad].sum())
+        area = sum((p[1] - p[0]) * (p[3] - p[2]) for c in sp.calls for p in c.pieces)
+        assert area == sp.n_pairs
+        assert sorted(sp.self_rows.tolist()) == torch.nonzero(pad).flatten().tolist()
+        for c in sp.calls:  # a call's query ranges never overlap
+            spans = sorted((p[0], p[1]) for p in c.pieces)
+            assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+        # as few calls as the most pieces any one row needs (the scheduling is an interval colouring)
+        cover = np.zeros(pad.numel(), int)
+        for c in sp.calls:
+            for p in c.pieces:
+                cover[p[0] : p[1]] += 1
+        assert len(sp.calls) == cover.max()
+
+
+def test_split_in_place_mode_uses_the_masked_path():
+    """Place mode's per-pair bias cannot be split: those layers run on SDPA, still exact."""
+    rng = np.random.default_rng(4)
+    from tests.support.attention_cases import random_row
+
+    plan = SequencePlan.build([random_row(rng, 5, (8, 8), 10, "place")], reorder=True)
+    tags = plan.tags()
+    q, k, v = qkv(1, 2, plan.length, 16, seed=4)
+    rule = MaskRule(True, math.log(0.5), place=True)
+    got = MaskedAttention(tags, "split", contiguous=True)(q, k, v, rule)
+    assert torch.allclose(got, reference(q, k, v, tags, rule), atol=1e-12)
 
 
 @pytest.mark.skipif(not flex_available(), reason="no FlexAttention in this torch")
 def test_flex_failure_falls_back_to_sdpa(monkeypatch):
     """A torch/triton build that cannot run FlexAttention (simulated: the kernel raises) still
     gives the right result through SDPA; with SEG2ANY_STRICT_FLEX the error surfaces instead."""
-    import seg2any.attention_kernels as ak
+    import seg2any.attention_flex as af
 
     def broken():
         def fn(*a, **k):
@@ -73,7 +182,7 @@ def test_flex_failure_falls_back_to_sdpa(monkeypatch):
 
         return fn
 
-    monkeypatch.setattr(ak, "_eager_flex", broken)
+    monkeypatch.setattr(af, "eager_flex", broken)
     rows, _ = _case()
     plan = SequencePlan.build(rows, reorder=True)
     tags = plan.tags()
