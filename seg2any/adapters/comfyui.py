@@ -47,6 +47,7 @@ log = logging.getLogger("seg2any")
 
 KEY = "seg2any"
 COND_KEY = "seg2any"  # model_conds key of the conditioning
+KERNEL_CACHE = 4  # batches whose plans/masks stay cached (cond + uncond when ComfyUI splits them, ...)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -353,14 +354,19 @@ class Seg2AnyPatch:
                 )
         device = x.device
         backend = resolve_backend(self.backend, device)
-        key = (tuple(id(i) for i in infos), gh, gw, str(device), backend, control is None)
-        cached = self._kernels.get(key)
+        # Keyed on the conditioning objects themselves (identity hash, Seg2AnyConditioning has
+        # eq=False): the key holds them, so none can be freed and its id handed to a new
+        # conditioning while its plans and masks are cached (an id() key returned stale masks).
+        key = (tuple(infos), gh, gw, str(device), backend, control is None)
+        cached = self._kernels.pop(key, None)
         if cached is None:
             plan, trivial = plan_rows(infos, (gh, gw), backend, reorder_ok=control is None)
             kernel = kernel_for(plan, trivial, backend, device)
             rules = [None if kernel is None else LayerMask(kernel, r) for r in layer_rules(infos, dims.n_double, dims.n_single)]
             cached = (plan, kernel, rules)
-            self._kernels[key] = cached
+        self._kernels[key] = cached  # most recent last
+        while len(self._kernels) > KERNEL_CACHE:  # callers without OUTER_SAMPLE never release()
+            self._kernels.pop(next(iter(self._kernels)))
         plan, kernel, rules = cached
         cond_tokens, cond_ids = condition_inputs(infos, plan, dims.in_channels, device, x.dtype, self.process_in)
         vec0 = flux_vec(flux, torch.zeros_like(timestep), guidance, y, x.dtype) if plan.cond_len else None
