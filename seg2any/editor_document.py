@@ -8,9 +8,11 @@ size is bounded before anything is decoded. Format (``version`` 1)::
      "entities": [{"color": "#rrggbb", "prompt": "...", "visible": true}, ...],
      "map": "data:image/png;base64,..."}
 
-``map`` is a W x H PNG of the colour map: each pixel is black (background) or one entity's colour,
-the same picture the official format stores, so export is the map itself and an import needs no
-conversion. A PNG keeps painted shapes small (kilobytes where a raw map is megabytes). Hidden
+``map`` is a W x H RGBA PNG of the colour map: each painted pixel holds its entity's colour, the
+background is transparent (any colour may be an entity's, black included: the official badge example
+uses black for a badge on a white background). Opaque black also reads as background when no entity
+is black, so a plain RGB colour map is a valid map too. A PNG keeps painted shapes small (kilobytes
+where a raw map is megabytes). Hidden
 entities (``visible: false``) stay in the document but are left out of the outputs, the way a
 hidden layer is left out of an export.
 """
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import LayoutError
-from .layout import RGB, as_rgb_uint8, image_colors, parse_segment_spec
+from .layout import RGB, as_rgb_uint8, parse_segment_spec
 
 VERSION = 1
 MIN_SIDE, MAX_SIDE = 16, 4096
@@ -35,7 +37,7 @@ MAX_ENTITIES = 255  # the editor paints into an 8-bit index map (0 = background)
 MAX_PROMPT_CHARS = 2000
 MAX_CAPTION_CHARS = 10000
 MAX_DOCUMENT_CHARS = 16 * 1024 * 1024  # a 4096^2 map of painted shapes is far below this
-BACKGROUND: RGB = (0, 0, 0)
+BACKGROUND_CHOICES: tuple[RGB, ...] = ((0, 0, 0), (255, 255, 255), (128, 128, 128), (1, 2, 3))
 PNG_PREFIX = "data:image/png;base64,"
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
 
@@ -53,7 +55,7 @@ class EditorDocument:
     height: int
     caption: str
     entities: tuple[DocEntity, ...]
-    colour_map: np.ndarray  # (H, W, 3) uint8, black or an entity colour in every pixel
+    labels: np.ndarray  # (H, W) int16: 0 = background, i + 1 = entities[i]
 
 
 def hex_color(c: RGB) -> str:
@@ -101,8 +103,6 @@ def _parse_entities(raw) -> tuple[DocEntity, ...]:
         if not isinstance(visible, bool):
             raise LayoutError(f"{_entity_name(i, prompt=prompt)}: 'visible' must be true or false, got {visible!r}")
         e = DocEntity(rgb, prompt.strip(), visible)
-        if rgb == BACKGROUND:
-            raise LayoutError(f"{_entity_name(i, e)}: black {hex_color(BACKGROUND)} is the background, pick another colour")
         if rgb in seen:
             raise LayoutError(
                 f"{_entity_name(i, e)} has the same colour as entity {seen[rgb] + 1}: every entity needs its own colour"
@@ -113,6 +113,7 @@ def _parse_entities(raw) -> tuple[DocEntity, ...]:
 
 
 def _decode_map(data, width: int, height: int) -> np.ndarray:
+    """(H, W, 4) uint8 RGBA pixels of the stored PNG, size checked before the pixels are decoded."""
     from PIL import Image
 
     if not isinstance(data, str) or not data.startswith(PNG_PREFIX):
@@ -125,7 +126,7 @@ def _decode_map(data, width: int, height: int) -> np.ndarray:
         img = Image.open(io.BytesIO(raw))
         if img.format != "PNG":
             raise LayoutError(f"layout editor document: 'map' holds a {img.format} image, expected PNG")
-        if img.size != (width, height):  # checked before decoding the pixels
+        if img.size != (width, height):
             raise LayoutError(
                 f"layout editor document: the painted map is {img.size[0]}x{img.size[1]} but the layout is {width}x{height}"
             )
@@ -134,19 +135,32 @@ def _decode_map(data, width: int, height: int) -> np.ndarray:
         raise
     except Exception as exc:  # PIL raises many types for broken files
         raise LayoutError(f"layout editor document: 'map' is not a readable PNG ({exc})") from exc
-    arr = np.asarray(img.convert("RGBA"))
-    rgb = arr[..., :3].copy()
-    rgb[arr[..., 3] < 128] = BACKGROUND  # transparent = unpainted
-    return rgb
+    return np.asarray(img.convert("RGBA"))
 
 
-def _check_map_colours(rgb: np.ndarray, entities: tuple[DocEntity, ...]) -> None:
-    colors, counts, _ = image_colors(rgb)
-    known = {e.color for e in entities} | {BACKGROUND}
-    stray = [(tuple(int(v) for v in c), int(n)) for c, n in zip(colors, counts) if tuple(int(v) for v in c) not in known]
-    if stray:
-        shown = ", ".join(f"{hex_color(c)} ({n} pixels)" for c, n in sorted(stray, key=lambda t: -t[1])[:5])
-        raise LayoutError(f"the painted map holds {len(stray)} colour(s) that no entity lists: {shown}")
+def _keys(rgb: np.ndarray) -> np.ndarray:
+    return (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
+
+
+def _labels(rgba: np.ndarray, entities: tuple[DocEntity, ...]) -> np.ndarray:
+    """Entity number (1-based) per pixel; transparent (and unlisted opaque black) is background."""
+    keys = _keys(rgba[..., :3])
+    painted = rgba[..., 3] >= 128
+    colours = np.array([(r << 16) | (g << 8) | b for r, g, b in (e.color for e in entities)] + [-1], np.int64)
+    order = np.argsort(colours)
+    pos = np.clip(np.searchsorted(colours[order], keys), 0, len(colours) - 1)
+    idx = order[pos]
+    hit = painted & (colours[idx] == keys)
+    labels = np.where(hit, idx + 1, 0).astype(np.int16)
+    stray = painted & ~hit & ~((keys == 0) & (0 not in colours))
+    if stray.any():
+        ks, ns = np.unique(keys[stray], return_counts=True)
+        shown = ", ".join(
+            f"{hex_color(((k >> 16) & 255, (k >> 8) & 255, k & 255))} ({n} pixels)"
+            for k, n in sorted(zip(ks, ns), key=lambda t: -t[1])[:5]
+        )
+        raise LayoutError(f"the painted map holds {len(ks)} colour(s) that no entity lists: {shown}")
+    return labels
 
 
 def parse_document(text: str) -> EditorDocument:
@@ -170,33 +184,38 @@ def parse_document(text: str) -> EditorDocument:
     if len(caption) > MAX_CAPTION_CHARS:
         raise LayoutError(f"the caption has {len(caption)} characters (limit {MAX_CAPTION_CHARS})")
     entities = _parse_entities(doc.get("entities", []))
-    rgb = _decode_map(doc.get("map"), width, height)
-    _check_map_colours(rgb, entities)
-    return EditorDocument(width, height, caption.strip(), entities, rgb)
+    labels = _labels(_decode_map(doc.get("map"), width, height), entities)
+    return EditorDocument(width, height, caption.strip(), entities, labels)
+
+
+def background_colour(entities) -> RGB:
+    """A background colour no visible entity uses (black unless an entity is black)."""
+    used = {e.color for e in entities}
+    return next(c for c in BACKGROUND_CHOICES if c not in used)
 
 
 def official_outputs(doc: EditorDocument) -> tuple[np.ndarray, str, str]:
     """(colour map (H, W, 3) uint8, official JSON text, caption) of the visible entities.
 
-    This is exactly what 'Load Seg2Any Layout' reads from X.png + X.json, so every node after the
-    editor sees the same inputs as with the file-based layout.
+    This is exactly what 'Load Seg2Any Layout' reads from X.png + X.json (the background gets a
+    colour no visible entity uses, and is not listed), so every node after the editor sees the same
+    inputs as with the file-based layout.
     """
     visible = [(i, e) for i, e in enumerate(doc.entities) if e.visible]
     if not visible:
         raise LayoutError("the layout editor has no visible entity: add one (or show a hidden one) and paint it")
-    present = {tuple(int(v) for v in c) for c in image_colors(doc.colour_map)[0]}
+    counts = np.bincount(doc.labels.ravel(), minlength=len(doc.entities) + 1)
     for i, e in visible:
         if not e.prompt:
             raise LayoutError(f"{_entity_name(i, e)}: the prompt is empty")
-        if e.color not in present:
+        if counts[i + 1] == 0:
             raise LayoutError(f"{_entity_name(i, e)} is not painted anywhere: paint it, hide it or delete it")
-    rgb = doc.colour_map.copy()
-    hidden = [e.color for e in doc.entities if not e.visible]
-    if hidden:
-        keys = (rgb.astype(np.int64) << np.array([16, 8, 0])).sum(-1)
-        gone = np.isin(keys, [(r << 16) | (g << 8) | b for r, g, b in hidden])
-        rgb[gone] = BACKGROUND
-    spec = {"caption": doc.caption, "segments_info": [{"color": list(e.color), "text": e.prompt} for _, e in visible]}
+    shown = [e for _, e in visible]
+    palette = np.array(
+        [background_colour(shown)] + [e.color if e.visible else background_colour(shown) for e in doc.entities], np.uint8
+    )
+    rgb = palette[doc.labels]
+    spec = {"caption": doc.caption, "segments_info": [{"color": list(e.color), "text": e.prompt} for e in shown]}
     return rgb, json.dumps(spec, ensure_ascii=False), doc.caption
 
 
@@ -204,8 +223,9 @@ def encode_document(doc: EditorDocument) -> str:
     """The compact JSON string the editor widget stores (the inverse of ``parse_document``)."""
     from PIL import Image
 
+    palette = np.array([(0, 0, 0, 0)] + [(*e.color, 255) for e in doc.entities], np.uint8)
     buf = io.BytesIO()
-    Image.fromarray(doc.colour_map, "RGB").save(buf, format="PNG", optimize=True)
+    Image.fromarray(palette[doc.labels], "RGBA").save(buf, format="PNG", optimize=True)
     body = {
         "version": VERSION,
         "width": doc.width,
@@ -219,23 +239,20 @@ def encode_document(doc: EditorDocument) -> str:
 
 def document_from_official(image, spec) -> EditorDocument:
     """An editor document from the official pair (colour image + JSON): listed colours become
-    entities in JSON order, unlisted colours become background, as the official reader treats them."""
+    entities in JSON order, unlisted colours background, as the official reader treats them."""
     rgb = as_rgb_uint8(image)
     parsed = parse_segment_spec(spec)
     h, w = rgb.shape[:2]
     if not (MIN_SIDE <= w <= MAX_SIDE and MIN_SIDE <= h <= MAX_SIDE):
         raise LayoutError(f"the layout is {w}x{h}; the editor takes {MIN_SIDE}..{MAX_SIDE} pixels a side")
-    for color, text in parsed.segments:
-        if color == BACKGROUND:
-            raise LayoutError(f"colour {list(color)} ('{text[:40]}') is black, which the editor keeps for the background")
-    listed = {c for c, _ in parsed.segments}
-    keys = (rgb.astype(np.int64) << np.array([16, 8, 0])).sum(-1)
-    keep = np.isin(keys, [(r << 16) | (g << 8) | b for r, g, b in listed])
-    out = np.where(keep[..., None], rgb, np.array(BACKGROUND, np.uint8)).astype(np.uint8)
     ents = tuple(DocEntity(c, t) for c, t in parsed.segments)
     if len(ents) > MAX_ENTITIES:
         raise LayoutError(f"{len(ents)} entities, the editor supports at most {MAX_ENTITIES}")
-    return EditorDocument(w, h, (parsed.caption or "").strip(), ents, out)
+    keys = _keys(rgb)
+    labels = np.zeros((h, w), np.int16)
+    for i, e in enumerate(ents):
+        labels[keys == ((e.color[0] << 16) | (e.color[1] << 8) | e.color[2])] = i + 1
+    return EditorDocument(w, h, (parsed.caption or "").strip(), ents, labels)
 
 
 def document_from_files(png_path: str, json_path: str) -> str:

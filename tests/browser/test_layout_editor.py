@@ -224,6 +224,8 @@ def test_paint_three_entities_and_run_the_demo(page, tmp_path):
     page.settle(pause=1.5)
     page.screenshot("demo-run-finished")
     save_id = page.js("return String(app.graph._nodes.find(x => x.type === 'SaveImage').id);")
+    show_node(page, int(save_id))
+    page.screenshot("demo-result-image")
     (img_path,) = images_of(entry, page.server, {save_id})
     with Image.open(img_path) as im:
         img = np.asarray(im.convert("RGB"), np.float64)
@@ -231,9 +233,9 @@ def test_paint_three_entities_and_run_the_demo(page, tmp_path):
 
     # the image follows the painted layout: inside each shape the prompted colour dominates
     doc = parse_document(ed.document())
-    background = ~np.any(doc.colour_map != 0, axis=-1)
-    for e, (prompt, _, _, channel) in zip(doc.entities, THREE):
-        mask = np.all(doc.colour_map == np.array(e.color, np.uint8), axis=-1)
+    background = doc.labels == 0
+    for k, (prompt, _, _, channel) in enumerate(THREE):
+        mask = doc.labels == k + 1
         mean = img[mask].mean(axis=0)
         assert int(np.argmax(mean)) == channel, (prompt, mean)
         assert img[mask].mean() > img[background].mean() + 20, prompt  # the shape is drawn, not left black
@@ -291,7 +293,7 @@ def test_saved_workflow_reloads_with_the_same_layout(page):
     for k in ("width", "height", "caption", "entities", "counts"):
         assert after[k] == before[k], k
     a, b = parse_document(doc_before), parse_document(ed2.document())
-    assert np.array_equal(a.colour_map, b.colour_map) and a.entities == b.entities
+    assert np.array_equal(a.labels, b.labels) and a.entities == b.entities
 
     # undo / redo work on the reloaded layout too
     ed2.tool("fill")
@@ -416,6 +418,7 @@ def test_paint_25_entities_and_build_them(page):
         const m = mk("Seg2AnyDemoModelLoader", ed.pos[0] + 640, ed.pos[1]);
         const b = mk("Seg2AnyRegionalPromptBuilder", ed.pos[0] + 640, ed.pos[1] + 200);
         const p = mk("Seg2AnyLayoutPreview", ed.pos[0] + 1040, ed.pos[1]);
+        p.setSize([640, 700]);
         m.connect(1, b, b.findInputSlot("clip"));
         ed.connect(0, b, b.findInputSlot("segmentation"));
         ed.connect(1, b, b.findInputSlot("segments"));
@@ -426,6 +429,6 @@ def test_paint_25_entities_and_build_them(page):
     assert entry["status"]["status_str"] == "success", entry["status"]
     report = "".join(next(o["text"] for o in entry["outputs"].values() if "text" in o))
     assert all(f"entity number {k + 1}," in report for k in range(25))
-    page.js("app.canvas.ds.scale = 0.5; app.canvas.ds.offset = [120, 120]; app.canvas.setDirty(true, true);")
+    show_node(page, page.js("return app.graph._nodes.find(x => x.type === 'Seg2AnyLayoutPreview').id;"))
     page.settle(pause=1.0)
     page.screenshot("25-entities-built-and-previewed")

@@ -94,11 +94,12 @@ def test_hidden_entity_is_left_out_and_its_pixels_become_background():
 
 
 def test_encode_parse_round_trip_is_exact_and_compact():
-    m = three_box_map(512, 512)
-    doc = EditorDocument(512, 512, "c", (DocEntity(RED, "r"), DocEntity(GREEN, "g", False), DocEntity(BLUE, "b")), m)
+    labels = np.zeros((512, 512), np.int16)
+    labels[10:200, 20:300], labels[250:500, 100:400], labels[300:320, 5:500] = 1, 2, 3
+    doc = EditorDocument(512, 512, "c", (DocEntity(RED, "r"), DocEntity(GREEN, "g", False), DocEntity(BLUE, "b")), labels)
     text = encode_document(doc)
     back = parse_document(text)
-    assert np.array_equal(back.colour_map, m) and back.entities == doc.entities and back.caption == "c"
+    assert np.array_equal(back.labels, labels) and back.entities == doc.entities and back.caption == "c"
     assert len(text) < 4000  # painted shapes compress: a raw 512x512 map would be 786432 bytes
 
 
@@ -143,7 +144,6 @@ BAD = {
     "too-big": (doc_json(height=5000), "height 5000 is outside 16..4096"),
     "size-mismatch": (doc_json(width=64), "the painted map is 48x32 but the layout is 64x32"),
     "bad-colour": (doc_json(entities=[{"color": "red", "prompt": "x"}]), "entity 1 'x': colour must be '#rrggbb'"),
-    "black": (doc_json(entities=[{"color": "#000000", "prompt": "night"}]), "entity 1 (#000000) 'night': black"),
     "duplicate": (
         doc_json(entities=[{"color": "#ff0000", "prompt": "a"}, {"color": "#FF0000", "prompt": "b"}]),
         "entity 2 (#ff0000) 'b' has the same colour as entity 1",
@@ -188,10 +188,33 @@ def test_outputs_refuse_unusable_entities_by_name(entities, fragment):
     assert fragment in str(err.value)
 
 
-def test_black_entity_in_an_official_file_is_refused_by_name():
-    img = np.zeros((16, 16, 3), np.uint8)
-    with pytest.raises(LayoutError, match=r"colour \[0, 0, 0\] \('night sky'\) is black"):
-        document_from_official(img, {"segments_info": [{"color": [0, 0, 0], "text": "night sky"}]})
+def test_a_black_entity_gets_a_white_background():
+    """The official badge example lists black for a badge on a white background."""
+    img = np.full((16, 16, 3), 255, np.uint8)
+    img[:4, :4] = 0
+    img[8:, 8:] = RED
+    doc = document_from_official(
+        img, {"segments_info": [{"color": [0, 0, 0], "text": "a black badge"}, {"color": [255, 0, 0], "text": "r"}]}
+    )
+    back = parse_document(encode_document(doc))
+    assert (back.labels[:4, :4] == 1).all() and (back.labels[8:, 8:] == 2).all() and back.labels.sum() == 16 + 64 * 2
+    rgb, segments, _ = official_outputs(back)
+    assert (rgb[:4, :4] == 0).all() and (rgb[4:8] == 255).all()
+    lay = layout_from_segmentation(rgb, segments)
+    assert [e.area for e in lay.entities] == [16, 64] and "background" in lay.notes[0]
+
+
+def test_official_badge_example_round_trips_exactly(shared_dir):
+    folder = os.path.join(shared_dir, "data", "seg2any-examples")
+    spec = json.load(open(os.path.join(folder, "20_circular_badges.json")))
+    official = np.asarray(Image.open(os.path.join(folder, "20_circular_badges.png")).convert("RGB"))
+    doc = parse_document(
+        document_from_files(os.path.join(folder, "20_circular_badges.png"), os.path.join(folder, "20_circular_badges.json"))
+    )
+    rgb, segments, _ = official_outputs(doc)
+    want, got = layout_from_segmentation(official, spec), layout_from_segmentation(rgb, segments)
+    assert [(e.color, e.prompt) for e in got.entities] == [(e.color, e.prompt) for e in want.entities]
+    assert all(np.array_equal(a.mask, b.mask) for a, b in zip(got.entities, want.entities))
 
 
 # ----------------------------------------------------------------------------------------------

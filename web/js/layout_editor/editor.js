@@ -15,6 +15,7 @@ import {
   strokeLine,
 } from "./paint.js";
 import {
+  backgroundFor,
   canvasBlob,
   colourKey,
   download,
@@ -244,6 +245,7 @@ export class LayoutEditor {
 
   message(text, kind = "info") {
     this.status.textContent = text;
+    this.status.title = text;
     this.status.dataset.kind = kind;
   }
 
@@ -340,7 +342,7 @@ export class LayoutEditor {
     const vw = this.view.width;
     const vh = this.view.height;
     c.imageSmoothingEnabled = false;
-    c.fillStyle = "#000";
+    c.fillStyle = this.checker(c); // unpainted = background, whatever colour the export gives it
     c.fillRect(0, 0, vw, vh);
     if (this.trace) {
       c.imageSmoothingEnabled = true;
@@ -378,6 +380,21 @@ export class LayoutEditor {
       c.stroke();
     }
     c.setLineDash([]);
+  }
+
+  checker(c) {
+    if (!this.checkerPattern) {
+      const t = document.createElement("canvas");
+      t.width = t.height = 16;
+      const g = t.getContext("2d");
+      g.fillStyle = "#3a3a3a";
+      g.fillRect(0, 0, 16, 16);
+      g.fillStyle = "#2c2c2c";
+      g.fillRect(0, 0, 8, 8);
+      g.fillRect(8, 8, 8, 8);
+      this.checkerPattern = c.createPattern(t, "repeat");
+    }
+    return this.checkerPattern;
   }
 
   // ------------------------------------------------------------------------------------------
@@ -622,8 +639,8 @@ export class LayoutEditor {
   setColour(slot, hex, input) {
     const c = hexToRgb(hex);
     const clash = this.entities.find((e) => e.slot !== slot && rgbToHex(e.colour) === hex.toLowerCase());
-    if (!c || hex.toLowerCase() === "#000000" || clash) {
-      this.message(clash ? `${hex} is already entity ${this.entities.indexOf(clash) + 1}'s colour.` : "Black is the background; pick another colour.", "error");
+    if (!c || clash) {
+      this.message(clash ? `${hex} is already entity ${this.entities.indexOf(clash) + 1}'s colour.` : `${hex} is not a colour.`, "error");
       input.value = rgbToHex(this.entities.find((e) => e.slot === slot).colour);
       return;
     }
@@ -764,12 +781,6 @@ export class LayoutEditor {
         return { slot: i + 1, colour: s.colour, prompt: s.text, visible: true };
       });
       const { map, unknown } = indexFromPixels(img, slotOf);
-      for (const e of ents) {
-        if (rgbToHex(e.colour) === "#000000") {
-          e.colour = nextColour(ents.map((x) => x.colour));
-          notes.push(`black entity recoloured to ${rgbToHex(e.colour)} (black is the background)`);
-        }
-      }
       if (unknown.size) notes.push(`${unknown.size} unlisted colour(s) became background`);
       this.beginOp();
       this.w = img.width;
@@ -809,7 +820,7 @@ export class LayoutEditor {
       for (const s of spec.segments) {
         const e = byHex.get(rgbToHex(s.colour));
         if (e) e.prompt = s.text;
-        else if (this.entities.length < MAX_ENTITIES && rgbToHex(s.colour) !== "#000000") {
+        else if (this.entities.length < MAX_ENTITIES) {
           this.entities.push({ slot: this.freeSlot(), colour: s.colour, prompt: s.text, visible: true });
         }
       }
@@ -827,7 +838,8 @@ export class LayoutEditor {
 
   /** The official pair of what the node outputs (visible entities, black background). */
   async officialFiles() {
-    const png = await canvasBlob(mapCanvas(this.map, this.w, this.h, this.visibleColours()));
+    const shown = this.entities.filter((e) => e.visible).map((e) => e.colour);
+    const png = await canvasBlob(mapCanvas(this.map, this.w, this.h, this.visibleColours(), backgroundFor(shown)));
     const json = officialJson(this.caption.trim(), this.entities.filter((e) => e.visible).map((e) => ({ colour: e.colour, prompt: e.prompt.trim() })));
     return { png, json };
   }

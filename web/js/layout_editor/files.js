@@ -4,7 +4,19 @@
 
 import { parseColour, rgbToHex } from "./paint.js";
 
-export const BACKGROUND = [0, 0, 0];
+// Background candidates for exported maps: the first one no visible entity uses (the stored map
+// keeps the background transparent instead, so any colour, black included, can be an entity's).
+export const BACKGROUNDS = [
+  [0, 0, 0],
+  [255, 255, 255],
+  [128, 128, 128],
+  [1, 2, 3],
+];
+
+export function backgroundFor(colours) {
+  const used = new Set(colours.map((c) => (c[0] << 16) | (c[1] << 8) | c[2]));
+  return BACKGROUNDS.find((c) => !used.has((c[0] << 16) | (c[1] << 8) | c[2]));
+}
 
 function scratch(w, h) {
   const c = document.createElement("canvas");
@@ -24,7 +36,8 @@ export async function readPixels(source) {
   return ctx.getImageData(0, 0, c.width, c.height);
 }
 
-/** Index map from RGBA pixels: colours found in `slotOf` (hex -> slot) get their slot, the rest 0. */
+/** Index map from RGBA pixels: colours found in `slotOf` (key -> slot) get their slot; transparent
+ * pixels, and opaque black when no entity is black, are background; other colours are counted. */
 export function indexFromPixels(img, slotOf) {
   const { data, width, height } = img;
   const map = new Uint8Array(width * height);
@@ -43,14 +56,16 @@ export function colourKey(c) {
   return (c[0] << 16) | (c[1] << 8) | c[2];
 }
 
-/** Opaque colour-map canvas: each slot's colour (`colourOf[slot]` or null = background). */
-export function mapCanvas(map, w, h, colourOf) {
+/** Colour-map canvas: each slot's colour (`colourOf[slot]`; null = background), the background
+ * transparent (`background` null, the stored map) or opaque in the given colour (exports). */
+export function mapCanvas(map, w, h, colourOf, background = null) {
   const c = scratch(w, h);
   const ctx = c.getContext("2d");
   const img = ctx.createImageData(w, h);
   const d = img.data;
   for (let i = 0, p = 0; i < map.length; i++, p += 4) {
-    const col = colourOf[map[i]] || BACKGROUND;
+    const col = colourOf[map[i]] || background;
+    if (!col) continue; // transparent (createImageData starts at 0, 0, 0, 0)
     d[p] = col[0];
     d[p + 1] = col[1];
     d[p + 2] = col[2];
