@@ -33,7 +33,7 @@ def check(image_path: str, layout_json: str = DEMO_LAYOUT) -> float:
     from PIL import Image
 
     from seg2any.layout import layout_from_segmentation
-    from training.metrics import variance_explained
+    from training.metrics import segment_labels, variance_explained
 
     with open(layout_json, encoding="utf-8") as f:
         spec = json.load(f)
@@ -41,7 +41,7 @@ def check(image_path: str, layout_json: str = DEMO_LAYOUT) -> float:
     img = np.asarray(Image.open(image_path).convert("RGB"))
     if img.shape[:2] != (layout.height, layout.width):
         raise SystemExit(f"{image_path} is {img.shape[1]}x{img.shape[0]}, the layout {layout.width}x{layout.height}")
-    score = variance_explained(img, layout)
+    score = variance_explained(img, segment_labels(layout))
     print(f"{image_path}: {img.shape[1]}x{img.shape[0]}, variance explained by the layout {score:.3f}")
     if score < MIN_VARIANCE_EXPLAINED:
         raise SystemExit(f"the image does not follow the layout (variance explained {score:.3f} < {MIN_VARIANCE_EXPLAINED})")
