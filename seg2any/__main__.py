@@ -52,7 +52,7 @@ def cmd_generate(a) -> int:
             f"note: official noise on {models.device.type}: image i from a {models.device.type} generator seeded "
             f"with {seed} + i; infer.py draws on CUDA, so only a CUDA run reproduces its pixels"
         )
-    images, fit = render(
+    images, _ = render(
         models,
         layout,
         steps=a.steps,
@@ -64,9 +64,8 @@ def cmd_generate(a) -> int:
         batch=a.batch,
         progress=True,
         noise=a.noise,
+        on_fit=lambda fit: print(f"note: {fit.message}", flush=True),
     )
-    if fit is not None:
-        print(f"note: {fit.message}")
     t2 = time.time()
     out = a.out
     for i, img in enumerate(images):

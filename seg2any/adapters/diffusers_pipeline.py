@@ -181,12 +181,15 @@ def generate(
     return models.decode(x)
 
 
-def render(models: Models, layout: Layout, **kwargs) -> tuple[list[np.ndarray], Fit | None]:
+def render(models: Models, layout: Layout, *, on_fit=None, **kwargs) -> tuple[list[np.ndarray], Fit | None]:
     """:func:`generate` at the model's trained resolution when it has one, scaled back to the
-    layout's size; also returns the :class:`~seg2any.trained_size.Fit` (None: rendered as is)."""
+    layout's size; also returns the :class:`~seg2any.trained_size.Fit` (None: rendered as is).
+    ``on_fit(fit)`` is called before sampling, so a user hears about the resize before waiting."""
     fit = fit_layout(layout, models.trained_resolution, "the demo model") if models.trained_resolution else None
     if fit is None:
         return generate(models, layout, **kwargs), None
+    if on_fit is not None:
+        on_fit(fit)
     return scale_uint8(generate(models, fit.layout, **kwargs), *fit.size), fit
 
 
