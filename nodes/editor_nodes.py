@@ -101,9 +101,13 @@ def register_routes() -> None:
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             return web.json_response({"error": f"request body over {MAX_BODY_BYTES} bytes"}, status=400)
         try:
-            raw = await request.content.read(MAX_BODY_BYTES + 1)
-            if len(raw) > MAX_BODY_BYTES:
-                raise TokenRequestError(f"request body over {MAX_BODY_BYTES} bytes")
+            chunks, size = [], 0
+            async for chunk in request.content.iter_chunked(64 * 1024):  # a chunked body has no length
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise TokenRequestError(f"request body over {MAX_BODY_BYTES} bytes")
+                chunks.append(chunk)
+            raw = b"".join(chunks)
             try:
                 payload = json.loads(raw.decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -81,6 +81,30 @@ def test_bad_token_requests_get_400_with_a_message(server, name):
     assert ok == 200 and again["counts"][0] > 1
 
 
+def test_a_chunked_body_without_length_is_bounded_too(server):
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    conn.putrequest("POST", ROUTE)
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Transfer-Encoding", "chunked")
+    conn.endheaders()
+    piece = b"a" * 65536
+    try:  # the server may answer (and stop reading) before the whole body is sent
+        conn.send(b'%x\r\n{"texts": ["\r\n' % len(b'{"texts": ["'))
+        for _ in range(20):  # 1.3 MB in 64 KiB chunks
+            conn.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+        conn.send(b'4\r\n"]}\n\r\n0\r\n\r\n')
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    r = conn.getresponse()
+    body = json.loads(r.read().decode())
+    assert r.status == 400 and "request body over" in body["error"]
+    conn.close()
+    ok, small = server.post(ROUTE, {"texts": ["a cat"]})
+    assert ok == 200 and small["counts"][0] > 1
+
+
 def test_get_is_not_a_token_route(server):
     with pytest.raises(error.HTTPError) as err:
         request.urlopen(server.url + ROUTE, timeout=30)
