@@ -55,7 +55,7 @@ class Call:
             ki = np.concatenate([np.arange(c, d) for _, _, c, d, _ in self.pieces])
             ql = [b - a for a, b, _, _, _ in self.pieces]
             kl = [d - c for _, _, c, d, _ in self.pieces]
-            sh = np.concatenate([np.full(b - a, s, dtype=np.float32) for a, b, _, _, s in self.pieces])
+            sh = np.concatenate([np.full(b - a, s, dtype=np.float64) for a, b, _, _, s in self.pieces])
             cu_q = np.concatenate([[0], np.cumsum(ql)]).astype(np.int32)
             cu_k = np.concatenate([[0], np.cumsum(kl)]).astype(np.int32)
 
@@ -69,7 +69,7 @@ class Call:
                 t(cu_k, torch.int32),
                 max(ql),
                 max(kl),
-                t(sh, torch.float32),
+                t(sh, torch.float64),
             )
             self._packed[str(device)] = hit
         return hit
@@ -216,7 +216,7 @@ def _rows_by_heads(lse: torch.Tensor, n: int, h: int) -> torch.Tensor:
         lse = lse.transpose(0, 1)
     if lse.shape != (n, h):
         raise RuntimeError(f"unexpected log-sum-exp shape {tuple(lse.shape)} for {n} rows x {h} heads")
-    return lse.float()
+    return lse if lse.dtype == torch.float64 else lse.float()
 
 
 def varlen_usable(device: torch.device, dtype: torch.dtype, head_dim: int) -> bool:
