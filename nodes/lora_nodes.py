@@ -9,7 +9,7 @@ from comfy_api.latest import io
 
 from seg2any.adapters.comfyui import apply_seg2any
 from seg2any.attention_kernels import BACKENDS
-from seg2any.lora_format import ADAPTERS, FILE_NAME, load_checkpoint
+from seg2any.lora_format import ADAPTERS, FILE_NAME, header_keys, is_seg2any_keys, load_checkpoint
 
 from .types import CATEGORY
 
@@ -48,25 +48,50 @@ def register_folders() -> None:
         print(f"[Seg2Any] could not copy example inputs: {exc}")
 
 
+_KIND_CACHE: dict[tuple[str, str | None], tuple[tuple[float, int], str]] = {}
+
+
+def file_kind(path: str, adapter: str | None = None) -> str:
+    """'seg2any', 'other' (safetensors, but not a Seg2Any checkpoint) or 'unreadable', from the
+    header alone, cached by mtime and size (the list is rebuilt on every /object_info)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "unreadable"
+    stamp = (st.st_mtime, st.st_size)
+    hit = _KIND_CACHE.get((path, adapter))
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    keys = header_keys(path)
+    kind = "unreadable" if keys is None else ("seg2any" if is_seg2any_keys(keys, adapter) else "other")
+    _KIND_CACHE[(path, adapter)] = (stamp, kind)
+    return kind
+
+
 def checkpoint_choices() -> list[str]:
-    """Official checkpoint folders as 'dir/' entries (default/ + cond/ collapsed), then single files."""
+    """Official checkpoint folders as 'dir/' entries (default/ + cond/ collapsed), then single files,
+    judged by their safetensors header: Seg2Any LoRA keys only, so the FLUX, T5 and VAE weights of
+    the demo and ordinary LoRAs in models/loras are not offered. A file in models/seg2any that is
+    no safetensors at all stays listed, so the loader can say what is wrong with it."""
     seen, dirs, files = set(), [], []
     for folder in (FOLDER, "loras"):
         if folder not in folder_paths.folder_names_and_paths:
             continue
         for name in folder_paths.get_filename_list(folder):
             parts = name.replace("\\", "/").split("/")
-            if not parts[-1].endswith(".safetensors"):
+            if not parts[-1].endswith(".safetensors") or name in seen:
                 continue
+            path = folder_paths.get_full_path(folder, name) or ""
             if len(parts) >= 2 and parts[-1] == FILE_NAME and parts[-2] in ADAPTERS:
                 entry = "/".join(parts[:-2]) + "/"
-                if entry not in seen:
+                if entry not in seen and file_kind(path, parts[-2]) == "seg2any":
                     seen.add(entry)
                     dirs.append(entry)
-            elif folder == FOLDER or "seg2any" in name.lower():
-                if name not in seen:
-                    seen.add(name)
-                    files.append(name)
+                continue
+            kind = file_kind(path)
+            if kind == "seg2any" or (kind == "unreadable" and folder == FOLDER):
+                seen.add(name)
+                files.append(name)
     return sorted(dirs) + sorted(files)
 
 

@@ -375,3 +375,39 @@ def write_combined(path: str, lora: Seg2AnyLora) -> None:
         for k, t in adapter_state_dict(lora.adapter(a)).items():
             sd[k.replace(".lora_A.weight", f".lora_A.{a}.weight").replace(".lora_B.weight", f".lora_B.{a}.weight")] = t
     save_file(sd, path, metadata={"format": "pt", "seg2any": "default+cond"})
+
+
+# ----------------------------------------------------------------------------------------------
+# recognising a checkpoint without loading it (the loader's file list)
+
+
+def header_keys(path: str) -> list[str] | None:
+    """Tensor names from a safetensors header, reading only the header (None: not safetensors)."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(8)
+            n = int.from_bytes(raw, "little") if len(raw) == 8 else 0
+            if not 2 <= n <= 100_000_000:
+                return None
+            header = json.loads(f.read(n))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return [k for k in header if k != "__metadata__"] if isinstance(header, dict) else None
+
+
+def is_seg2any_keys(keys: list[str], adapter: str | None = None) -> bool:
+    """Whether ``keys`` are what ``load_checkpoint`` accepts: the file of an official ``default/`` or
+    ``cond/`` folder (``adapter`` given: plain PEFT keys, alphas allowed), or a combined file whose
+    keys name the adapters and include 'default'. Model weights, text encoders, VAEs and ordinary
+    LoRAs fail this, so the loader's list leaves them out."""
+    seen = set()
+    for k in keys:
+        m = _KEY.match(k)
+        if m:
+            name = m.group("adapter") or adapter
+            if name not in ADAPTERS or (adapter is not None and name != adapter):
+                return False
+            seen.add(name)
+        elif not (adapter is not None and _ALPHA.match(k)):
+            return False
+    return bool(seen) and (adapter is not None or "default" in seen)

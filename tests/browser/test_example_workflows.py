@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import ROOT
 
 EXAMPLES = sorted(glob.glob(os.path.join(ROOT, "example_workflows", "*.json")))
-TEXT_LINES = 4  # prompt boxes show at least this many lines of text when the workflow opens
+TEXT_LINES = 5  # prompt boxes show at least this many lines (a default-size builder showed about 4, old examples 2)
 
 
 def load(path):
@@ -64,24 +64,57 @@ def test_builder_report_is_shown_and_prompt_boxes_are_tall(page, path):
     )
     assert shown, "no Regional Prompt Builder in the example"
     assert all("PreviewAny" in targets for targets in shown), f"builder report goes to {shown}, not to a Preview Any node"
-    # every prompt box of every Seg2Any node shows TEXT_LINES lines at the canvas' own scale
-    boxes = page.js(
-        """
-        const out = [];
-        for (const n of app.graph._nodes) {
-          if (!n.type.startsWith('Seg2Any')) continue;
-          for (const w of n.widgets || []) {
-            const el = w.inputEl || w.element;
-            if (!el || el.tagName !== 'TEXTAREA') continue;
-            const line = parseFloat(getComputedStyle(el).lineHeight) || 1.2 * parseFloat(getComputedStyle(el).fontSize);
-            out.push({node: n.title, widget: w.name, lines: el.getBoundingClientRect().height / line});
-          }
-        }
-        return out;"""
-    )
+    boxes = text_box_lines(page)
     short = [f"{b['node']}.{b['widget']}: {b['lines']:.1f} lines" for b in boxes if b["lines"] < TEXT_LINES]
     page.screenshot("prompt-boxes")
     assert boxes and not short, f"prompt boxes shorter than {TEXT_LINES} lines: {short}"
+
+
+def text_box_lines(page, only=None) -> list[dict]:
+    """Lines of text each prompt box of a Seg2Any node shows: screen height / zoom over the
+    textarea's line height. Each node is panned into view first (the frontend hides the DOM widgets
+    of nodes off screen); boxes of inputs fed by a link are hidden by design and skipped."""
+    ids = page.js(
+        "return app.graph._nodes.filter(n => n.type.startsWith('Seg2Any') && (n.widgets || []).some(w =>"
+        " w.inputEl && w.inputEl.tagName === 'TEXTAREA')).map(n => n.id);"
+    )
+    out = []
+    for nid in ids if only is None else [only]:
+        page.js(
+            "const n = app.graph.getNodeById(arguments[0]), ds = app.canvas.ds;"
+            "ds.offset = [200 / ds.scale - n.pos[0], 200 / ds.scale - n.pos[1]]; app.canvas.setDirty(true, true);",
+            nid,
+        )
+        page.settle(pause=0.4)
+        out += page.js(
+            """
+            const n = app.graph.getNodeById(arguments[0]), scale = app.canvas.ds.scale, out = [];
+            for (const w of n.widgets || []) {
+              const el = w.inputEl;
+              if (!el || el.tagName !== 'TEXTAREA') continue;
+              if ((n.inputs || []).some(i => i.widget && i.widget.name === w.name && i.link != null)) continue;
+              const cs = getComputedStyle(el);
+              const line = parseFloat(cs.lineHeight) || 1.2 * parseFloat(cs.fontSize);
+              const h = el.getBoundingClientRect().height / scale;
+              out.push({node: `${n.title} #${n.id}`, widget: w.name, lines: h / line, height: h});
+            }
+            return out;""",
+            nid,
+        )
+    return out
+
+
+def test_fresh_builder_has_tall_prompt_boxes(page):
+    """A builder added from the node library (not from a workflow) gets room for its four boxes."""
+    nid = page.js(
+        "app.graph.clear(); const n = LiteGraph.createNode('Seg2AnyRegionalPromptBuilder'); n.pos = [100, 100];"
+        "app.graph.add(n); app.canvas.ds.scale = 1; return n.id;"
+    )
+    boxes = text_box_lines(page, nid)
+    page.screenshot("fresh-builder")
+    assert len(boxes) == 4, boxes
+    short = [f"{b['widget']}: {b['lines']:.1f} lines" for b in boxes if b["lines"] < TEXT_LINES]
+    assert not short, f"a fresh builder's prompt boxes are shorter than {TEXT_LINES} lines: {short}"
 
 
 def test_templates_have_readable_titles_and_thumbnails(page):
@@ -89,7 +122,8 @@ def test_templates_have_readable_titles_and_thumbnails(page):
     ours = next(v for k, v in listed.items() if k == "seg2any-nodes")
     assert sorted(ours) == sorted(os.path.basename(p)[:-5] for p in EXAMPLES)
     for name in ours:  # a title says what it is and what it needs (the frontend shows the file name)
-        assert name.startswith("Seg2Any ") and ("FLUX.1-dev" in name or "CPU" in name), name
+        assert name.startswith("Seg2Any ") and ("(FLUX.1-dev)" in name or "(CPU" in name), name
+        assert len(name) <= 44, f"{name}: longer than the two title lines a template card shows"
         assert "_" not in name, f"{name}: the template browser shows file names verbatim"
     page.js("app.extensionManager.command.execute('Comfy.BrowseTemplates');")
     page.wait_for("document.querySelector('.p-dialog')", 30, "template browser")
@@ -106,14 +140,31 @@ def test_templates_have_readable_titles_and_thumbnails(page):
           await new Promise(r => setTimeout(r, 250));
         }"""
     )
-    page.wait_for(
-        "[...document.querySelectorAll('.p-dialog img')].filter(i => i.src.includes('/workflow_templates/seg2any-nodes/')"
-        f" && i.complete && i.naturalWidth > 0).length >= {len(ours)}",
-        30,
-        "our template thumbnails",
+    # cards and thumbnails load lazily (as blob: URLs) and unload off screen: scroll down and note
+    # every card of ours seen with its title and a decoded thumbnail
+    shown = page.js_async(
+        """
+        const card = name => {
+          const t = [...document.querySelectorAll('.p-dialog *')].find(e =>
+            e.children.length === 0 && e.textContent.trim() === name);
+          let e = t;
+          while (e && !e.querySelector('img')) e = e.parentElement;
+          const img = e && e.querySelector('img');
+          return !!(img && img.complete && img.naturalWidth > 0);
+        };
+        const seen = new Set(), scrollers = () => [...document.querySelectorAll('.p-dialog *')].filter(e =>
+          e.scrollHeight > e.clientHeight + 4 && getComputedStyle(e).overflowY !== 'visible');
+        for (const e of scrollers()) e.scrollTop = 0;
+        for (let i = 0; i < 80 && seen.size < args[0].length; i++) {
+          await new Promise(r => setTimeout(r, 250));
+          for (const n of args[0]) if (card(n)) seen.add(n);
+          if (i % 2 === 1) for (const e of scrollers()) e.scrollTop += 200;
+        }
+        return [...seen];""",
+        ours,
     )
-    page.settle(pause=1.0)
-    page.screenshot("template-browser")
+    shot = page.screenshot("template-browser")
+    assert sorted(shown) == sorted(ours), f"cards with title and thumbnail: {shown} (see {shot})"
     text = page.js("return document.querySelector('.p-dialog').innerText;")
     for name in ours:
         assert name in text, f"template {name!r} not shown in the template browser"

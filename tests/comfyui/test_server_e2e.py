@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from seg2any.lora_format import write_checkpoint
@@ -36,6 +37,21 @@ def server(tmp_path_factory):
     os.makedirs(os.path.join(base, "models", "seg2any"), exist_ok=True)
     with open(os.path.join(base, "models", "seg2any", "corrupt_seg2any.safetensors"), "wb") as f:
         f.write(b"\x00\x01not a safetensors file at all")
+    # the loader's list: a combined Seg2Any file is offered, model weights and an ordinary LoRA are not
+    from safetensors.torch import save_file
+
+    from seg2any.lora_format import write_combined
+
+    write_combined(os.path.join(base, "models", "seg2any", "combined.safetensors"), random_lora(flux_params(**TINY), rank=4))
+    os.makedirs(os.path.join(base, "models", "loras"), exist_ok=True)
+    save_file(
+        {"double_blocks.0.img_attn.qkv.weight": torch.zeros(2)},
+        os.path.join(base, "models", "seg2any", "flux_weights.safetensors"),
+    )
+    save_file(
+        {"transformer.transformer_blocks.0.attn.to_q.lora_A.weight": torch.zeros(2, 2)},
+        os.path.join(base, "models", "loras", "seg2any_style_lora.safetensors"),
+    )
     s = ComfyServer(COMFYUI_PATH, base).start()
     yield s
     s.stop()
@@ -61,14 +77,30 @@ def test_nodes_are_registered_under_seg2any(object_info):
     assert "seg2any (official)" in object_info["Seg2AnyMaskedFluxSampler"]["input"]["required"]["scheduler"][1]["options"]
 
 
+def test_lora_list_offers_only_seg2any_checkpoints(object_info):
+    """Header check: the demo's FLUX/T5/VAE weights and an ordinary LoRA (even one named seg2any)
+    are not offered; official folders, combined files and an unreadable file (so its error shows) are."""
+    options = object_info["Seg2AnyLoadLoRA"]["input"]["required"]["checkpoint"][1]["options"]
+    for listed in ("test_lora/", "seg2any_demo_lora/", "combined.safetensors", "corrupt_seg2any.safetensors"):
+        assert listed in options, options
+    for hidden in (
+        "flux.safetensors",
+        "t5.safetensors",
+        "vae.safetensors",
+        "flux_weights.safetensors",
+        "seg2any_style_lora.safetensors",
+    ):
+        assert hidden not in options, options
+
+
 def test_example_workflows_are_listed_as_templates(server):
     templates = server.get("/workflow_templates")
     listed = set(templates.get("seg2any-nodes", []))
     assert listed == {os.path.splitext(os.path.basename(p))[0] for p in EXAMPLES}
-    from urllib import request
+    from urllib import parse, request
 
     for name in sorted(listed):  # the thumbnail the template browser asks for is served
-        with request.urlopen(f"{server.url}/api/workflow_templates/seg2any-nodes/{name}.jpg", timeout=30) as r:
+        with request.urlopen(f"{server.url}/api/workflow_templates/seg2any-nodes/{parse.quote(name)}.jpg", timeout=30) as r:
             assert r.status == 200 and r.read(3) == b"\xff\xd8\xff", name
 
 
@@ -127,6 +159,9 @@ def layout_size(api: dict) -> tuple[int, int]:
                 os.path.join(ROOT, "example_workflows", "layouts", node["inputs"]["layout_json"].split("/", 1)[1][:-5] + ".png")
             ) as im:
                 return im.size
+        if node["class_type"] == "Seg2AnyLayoutEditor":
+            doc = json.loads(node["inputs"]["layout"])
+            return doc["width"], doc["height"]
         if node["class_type"] == "LoadImage":
             with Image.open(os.path.join(ROOT, "example_workflows", "layouts", node["inputs"]["image"])) as im:
                 return im.size

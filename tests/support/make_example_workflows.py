@@ -14,32 +14,87 @@ import os
 import tempfile
 
 from tests.support.server import ROOT, ComfyServer
-from tests.support.workflows import build_ui, sampler_settings
+from tests.support.workflows import EXAMPLE_NAMES, build_ui, sampler_settings
 
-FLUX_LOADERS = [
-    {"id": 1, "type": "UNETLoader", "pos": [0, 0], "widgets": {"unet_name": "flux1-dev.safetensors", "weight_dtype": "default"}},
-    {
-        "id": 2,
-        "type": "DualCLIPLoader",
-        "pos": [0, 150],
-        "widgets": {"clip_name1": "clip_l.safetensors", "clip_name2": "t5xxl_fp16.safetensors", "type": "flux"},
-    },
-    {"id": 3, "type": "VAELoader", "pos": [0, 330], "widgets": {"vae_name": "ae.safetensors"}},
-    {
+# Room each node gets (width, body height without the title bar): at least what both frontends
+# (1.27.10, 1.35.9) give a freshly added node, measured in the browser tier, more where text or an
+# image must be readable. The browser tier checks the result in the live frontend.
+SIZES = {
+    "UNETLoader": (320, 90),
+    "DualCLIPLoader": (320, 140),
+    "VAELoader": (320, 64),
+    "Seg2AnyDemoModelLoader": (320, 70),
+    "Seg2AnyLoadLoRA": (360, 140),
+    "Seg2AnyLoadLayout": (380, 110),
+    "Seg2AnyLayoutEditor": (600, 900),
+    "LoadImage": (320, 400),
+    "Seg2AnyEntity": (400, 170),
+    "Seg2AnyRegionalPromptBuilder": (440, 600),
+    "PreviewAny": (440, 320),
+    "Seg2AnyEntityContourEncoder": (360, 130),
+    "PreviewImage": (360, 380),
+    "Seg2AnyMaskedFluxSampler": (360, 350),
+    "VAEDecode": (200, 50),
+    "SaveImage": (480, 520),
+    "Seg2AnyLayoutPreview": (640, 460),
+    "note": (420, 330),
+}
+TITLE_H = 30  # LiteGraph.NODE_TITLE_HEIGHT in both frontends: the title bar sits above pos
+GAP_X, GAP_Y = 70, 50  # room for links, slot labels and the node-source badge above a title
+# Opening view: scale 0.75, and the first row/column clear of the tab bar (1.35: canvas area from
+# y=90), the workflow-name breadcrumb and the side bar (x=63); 1.27 puts its canvas element at
+# (64, 78), so it ends up further inside.
+VIEW = {"scale": 0.75, "offset": [120, 150]}
+
+
+def arrange(columns: list[list[dict]]) -> tuple[list[dict], list[dict]]:
+    """Place nodes column by column, each below the last with GAP_Y, columns GAP_X apart.
+
+    A node may say ``"align": other_id`` to start level with another node (an entity beside its
+    mask). Returns (nodes, notes) for ``build_ui``.
+    """
+    placed: dict = {}
+    nodes, notes = [], []
+    x = 0
+    for col in columns:
+        y, width = 0, 0
+        for n in col:
+            kind = "note" if n.get("note") else n["type"]
+            n.setdefault("size", list(SIZES[kind]))
+            if "align" in n:
+                y = max(y, placed[n.pop("align")])
+            n["pos"] = [x, y + TITLE_H]
+            if "id" in n:
+                placed[n["id"]] = y
+            y += TITLE_H + n["size"][1] + GAP_Y
+            width = max(width, n["size"][0])
+            (notes if n.get("note") else nodes).append(n)
+        x += width + GAP_X
+    return nodes, notes
+
+
+def flux_loaders():
+    return [
+        {"id": 1, "type": "UNETLoader", "widgets": {"unet_name": "flux1-dev.safetensors", "weight_dtype": "default"}},
+        {
+            "id": 2,
+            "type": "DualCLIPLoader",
+            "widgets": {"clip_name1": "clip_l.safetensors", "clip_name2": "t5xxl_fp16.safetensors", "type": "flux"},
+        },
+        {"id": 3, "type": "VAELoader", "widgets": {"vae_name": "ae.safetensors"}},
+    ]
+
+
+def lora(model_src, checkpoint="sacap_1m/checkpoint-20000/"):
+    return {
         "id": 4,
         "type": "Seg2AnyLoadLoRA",
-        "pos": [360, 0],
-        "widgets": {
-            "checkpoint": "sacap_1m/checkpoint-20000/",
-            "strength_default": 1.0,
-            "strength_cond": 1.0,
-            "attention": "auto",
-        },
-        "links": {"model": (1, 0)},
-    },
-]
+        "widgets": {"checkpoint": checkpoint, "strength_default": 1.0, "strength_cond": 1.0, "attention": "auto"},
+        "links": {"model": model_src},
+    }
 
-FLUX_NOTE = """## Seg2Any on FLUX.1-dev
+
+FLUX_NOTE = """## Seg2Any on FLUX.1-dev (needs a GPU)
 
 Models (standard ComfyUI folders):
 - `models/diffusion_models/flux1-dev.safetensors` (FLUX.1-dev; fp8 works too)
@@ -47,178 +102,154 @@ Models (standard ComfyUI folders):
 - `models/vae/ae.safetensors`
 - `models/seg2any/sacap_1m/checkpoint-20000/` with `default/` and `cond/` (the official Seg2Any weights, hub repo `0xLDF/Seg2Any`)
 
-Each entity's caption must stay within 50 T5 tokens (the builder reports counts). 1024 px with cond_scale_factor 2 matches the SACap model.
+Each entity's caption must stay within 50 T5 tokens: the **Builder report** node shows every count after a run. 1024 px with cond_scale_factor 2 matches the SACap model.
 """
 
 
-def tail(first_id: int, layout_src, caption_prefix: str, seed: int):
-    i = first_id
+def builder(clip_src, links: dict, global_prompt: str = ""):
+    return {
+        "id": 6,
+        "type": "Seg2AnyRegionalPromptBuilder",
+        "widgets": {"global_prompt": global_prompt, "segments": "", "mask_prompts": "", "negative_prompt": ""},
+        "links": {"clip": clip_src, **links},
+    }
+
+
+def report():
+    """The builder's per-entity report (token counts, warnings) shown on the canvas."""
+    return {"id": 13, "type": "PreviewAny", "title": "Builder report", "links": {"source": (6, 1)}}
+
+
+def back_half(vae_src, model_src, caption_prefix: str, settings: dict, scale: int):
+    """Encoder + contour preview, sampler + decode, save + layout preview: three columns."""
     return [
-        {
-            "id": i,
-            "type": "Seg2AnyEntityContourEncoder",
-            "pos": [760, 330],
-            "widgets": {"cond_scale_factor": 2},
-            "links": {"vae": (3, 0), "layout": layout_src},
-        },
-        {
-            "id": i + 1,
-            "type": "Seg2AnyMaskedFluxSampler",
-            "pos": [1120, 0],
-            "size": [340, 420],
-            "widgets": sampler_settings(seed, 28, 3.5),
-            "links": {"model": (4, 0), "layout": layout_src, "condition": (i, 0)},
-        },
-        {"id": i + 2, "type": "VAEDecode", "pos": [1500, 0], "links": {"samples": (i + 1, 0), "vae": (3, 0)}},
-        {
-            "id": i + 3,
-            "type": "SaveImage",
-            "pos": [1720, 0],
-            "size": [420, 460],
-            "widgets": {"filename_prefix": caption_prefix},
-            "links": {"images": (i + 2, 0)},
-        },
-        {
-            "id": i + 4,
-            "type": "Seg2AnyLayoutPreview",
-            "pos": [1720, 500],
-            "size": [520, 420],
-            "links": {"layout": layout_src, "image": (i + 2, 0)},
-        },
-        {"id": i + 5, "type": "PreviewImage", "pos": [1120, 480], "size": [300, 320], "links": {"images": (i, 1)}},
+        [
+            {
+                "id": 7,
+                "type": "Seg2AnyEntityContourEncoder",
+                "widgets": {"cond_scale_factor": scale},
+                "links": {"vae": vae_src, "layout": (6, 0)},
+            },
+            {"id": 12, "type": "PreviewImage", "title": "Entity contour map", "links": {"images": (7, 1)}},
+        ],
+        [
+            {
+                "id": 8,
+                "type": "Seg2AnyMaskedFluxSampler",
+                "widgets": settings,
+                "links": {"model": model_src, "layout": (6, 0), "condition": (7, 0)},
+            },
+            {"id": 9, "type": "VAEDecode", "links": {"samples": (8, 0), "vae": vae_src}},
+        ],
+        [
+            {"id": 10, "type": "SaveImage", "widgets": {"filename_prefix": caption_prefix}, "links": {"images": (9, 0)}},
+            {"id": 11, "type": "Seg2AnyLayoutPreview", "links": {"layout": (6, 0), "image": (9, 0)}},
+        ],
     ]
+
+
+def flux_workflow(layout_column: list[dict], builder_links: dict, prefix: str, seed: int, note: str, global_prompt=""):
+    cols = [
+        [{"note": True, "title": "Read me", "text": note}, *flux_loaders()],
+        [lora((1, 0)), *layout_column],
+        [builder((2, 0), builder_links, global_prompt), report()],
+        *back_half((3, 0), (4, 0), prefix, sampler_settings(seed, 28, 3.5), 2),
+    ]
+    return arrange(cols)
 
 
 def colour_map_workflow(example: str, seed: int):
-    nodes = FLUX_LOADERS + [
-        {"id": 5, "type": "Seg2AnyLoadLayout", "pos": [360, 200], "widgets": {"layout_json": f"examples/{example}.json"}},
-        {
-            "id": 6,
-            "type": "Seg2AnyRegionalPromptBuilder",
-            "pos": [760, 0],
-            "size": [340, 300],
-            "widgets": {"global_prompt": "", "segments": "", "mask_prompts": "", "negative_prompt": ""},
-            "links": {"clip": (2, 0), "segmentation": (5, 0), "segments": (5, 1)},
-        },
-    ]
-    nodes += tail(7, (6, 0), f"seg2any_{example}", seed)
-    return nodes, [{"pos": [0, 480], "text": FLUX_NOTE, "title": "Read me"}]
+    load = {"id": 5, "type": "Seg2AnyLoadLayout", "widgets": {"layout_json": f"examples/{example}.json"}}
+    return flux_workflow([load], {"segmentation": (5, 0), "segments": (5, 1)}, f"seg2any_{example}", seed, FLUX_NOTE)
+
+
+PAINTED = {
+    "balloon": "A red and white striped hot air balloon with a wicker basket.",
+    "mountain": "A snow-capped rocky mountain peak lit by the morning sun.",
+    "cabin": "A small wooden log cabin with a glowing window and a stone chimney.",
+}
+PAINTED_CAPTION = "A hot air balloon drifting over a snowy mountain at sunrise, a wooden cabin in the valley below."
 
 
 def mask_editor_workflow():
-    nodes = list(FLUX_LOADERS)
-    prompts = {
-        "balloon": "A red and white striped hot air balloon with a wicker basket.",
-        "mountain": "A snow-capped rocky mountain peak lit by the morning sun.",
-        "cabin": "A small wooden log cabin with a glowing window and a stone chimney.",
-    }
+    images, entities = [], []
     prev = None
-    nid = 20
-    for k, (name, prompt) in enumerate(prompts.items()):
-        nodes.append(
-            {
-                "id": nid,
-                "type": "LoadImage",
-                "pos": [360, 200 + 330 * k],
-                "size": [300, 300],
-                "widgets": {"image": f"seg2any_example_painted_{name}.png"},
-            }
-        )
-        links = {"mask": (nid, 1)}
-        if prev is not None:
-            links["entities"] = (prev, 0)
-        nodes.append(
-            {"id": nid + 1, "type": "Seg2AnyEntity", "pos": [700, 200 + 330 * k], "widgets": {"prompt": prompt}, "links": links}
-        )
-        prev = nid + 1
-        nid += 2
-    nodes.append(
-        {
-            "id": 6,
-            "type": "Seg2AnyRegionalPromptBuilder",
-            "pos": [760, 0],
-            "size": [340, 200],
-            "widgets": {
-                "global_prompt": "A hot air balloon drifting over a snowy mountain at sunrise, a wooden cabin in the valley below.",
-                "segments": "",
-                "mask_prompts": "",
-                "negative_prompt": "",
-            },
-            "links": {"clip": (2, 0), "entities": (prev, 0)},
-        }
-    )
-    nodes += tail(7, (6, 0), "seg2any_mask_editor", 77)
+    for k, (name, prompt) in enumerate(PAINTED.items()):
+        img, ent = 20 + 2 * k, 21 + 2 * k
+        images.append({"id": img, "type": "LoadImage", "widgets": {"image": f"seg2any_example_painted_{name}.png"}})
+        links = {"mask": (img, 1), **({"entities": (prev, 0)} if prev else {})}
+        entities.append({"id": ent, "type": "Seg2AnyEntity", "align": img, "widgets": {"prompt": prompt}, "links": links})
+        prev = ent
     note = FLUX_NOTE + (
-        "\n\n### Painting your own masks\nRight-click a Load Image node -> *Open in MaskEditor*, paint one entity, save. "
-        "Each Load Image + Seg2Any Entity pair is one entity; add more pairs for more entities. All masks must share one size."
+        "\n### Painting your own masks\nRight-click a Load Image node -> *Open in MaskEditor*, paint one entity, save. "
+        "Each Load Image + Seg2Any Entity pair is one entity; add more pairs for more entities. All masks must share "
+        "one size. For many entities the **Layout Editor (Seg2Any)** node is quicker."
     )
-    return nodes, [{"pos": [0, 480], "text": note, "title": "Read me"}]
+    cols = [
+        [{"note": True, "title": "Read me", "text": note}, *flux_loaders(), lora((1, 0))],
+        images,
+        entities,
+        [builder((2, 0), {"entities": (prev, 0)}, PAINTED_CAPTION), report()],
+        *back_half((3, 0), (4, 0), "seg2any_mask_editor", sampler_settings(77, 28, 3.5), 2),
+    ]
+    return arrange(cols)
+
+
+def painted_document() -> str:
+    """The mask-editor example's three entities as a Layout Editor document (colour map + prompts)."""
+    import numpy as np
+
+    from seg2any.editor_document import document_from_official, encode_document
+    from seg2any.example_layouts import mask_editor_inputs
+
+    painted = mask_editor_inputs()
+    colours = {"balloon": (230, 57, 70), "mountain": (69, 123, 157), "cabin": (244, 162, 97)}
+    size = painted["base"].size[::-1]
+    rgb = np.zeros((*size, 3), np.uint8)
+    for name, c in colours.items():
+        rgb[np.array(painted[name])[..., 3] == 0] = c
+    spec = {
+        "caption": PAINTED_CAPTION,
+        "segments_info": [{"color": list(colours[n]), "text": PAINTED[n]} for n in PAINTED],
+    }
+    return encode_document(document_from_official(rgb, json.dumps(spec)))
+
+
+def layout_editor_workflow():
+    editor = {"id": 5, "type": "Seg2AnyLayoutEditor", "widgets": {"layout": painted_document()}}
+    note = FLUX_NOTE + (
+        "\n### Paint your own layout\nIn the **Layout Editor** node: pick an entity row (or add one), paint with brush, "
+        "fill, rectangle, ellipse or polygon, type its prompt (the token count updates as you type). Import an official "
+        "PNG + JSON pair by file or drag and drop; export the same. The layout is saved inside this workflow."
+    )
+    return flux_workflow([editor], {"segmentation": (5, 0), "segments": (5, 1)}, "seg2any_layout_editor", 7, note)
+
+
+DEMO_NOTE = (
+    "## Seg2Any demo (runs on a CPU, no downloads)\n\nA small FLUX-architecture model trained in this repository on "
+    "synthetic coloured shapes, with its own small T5 and VAE. Change the colours, shapes or textures in the "
+    "layout's JSON (or paint your own in a **Layout Editor (Seg2Any)** node) and the shapes follow the masks. "
+    "For real images, open the FLUX.1-dev examples."
+)
 
 
 def demo_workflow():
-    nodes = [
-        {"id": 1, "type": "Seg2AnyDemoModelLoader", "pos": [0, 0]},
-        {
-            "id": 4,
-            "type": "Seg2AnyLoadLoRA",
-            "pos": [360, 0],
-            "widgets": {"checkpoint": "seg2any_demo_lora/", "strength_default": 1.0, "strength_cond": 1.0, "attention": "auto"},
-            "links": {"model": (1, 0)},
-        },
-        {"id": 5, "type": "Seg2AnyLoadLayout", "pos": [360, 200], "widgets": {"layout_json": "examples/demo_shapes.json"}},
-        {
-            "id": 6,
-            "type": "Seg2AnyRegionalPromptBuilder",
-            "pos": [760, 0],
-            "size": [340, 300],
-            "widgets": {"global_prompt": "", "segments": "", "mask_prompts": "", "negative_prompt": ""},
-            "links": {"clip": (1, 1), "segmentation": (5, 0), "segments": (5, 1)},
-        },
-        {
-            "id": 7,
-            "type": "Seg2AnyEntityContourEncoder",
-            "pos": [760, 330],
-            "widgets": {"cond_scale_factor": 1},
-            "links": {"vae": (1, 2), "layout": (6, 0)},
-        },
-        {
-            "id": 8,
-            "type": "Seg2AnyMaskedFluxSampler",
-            "pos": [1120, 0],
-            "size": [340, 420],
-            "widgets": sampler_settings(3, 20, 1.0),
-            "links": {"model": (4, 0), "layout": (6, 0), "condition": (7, 0)},
-        },
-        {"id": 9, "type": "VAEDecode", "pos": [1500, 0], "links": {"samples": (8, 0), "vae": (1, 2)}},
-        {
-            "id": 10,
-            "type": "SaveImage",
-            "pos": [1720, 0],
-            "size": [420, 460],
-            "widgets": {"filename_prefix": "seg2any_demo"},
-            "links": {"images": (9, 0)},
-        },
-        {
-            "id": 11,
-            "type": "Seg2AnyLayoutPreview",
-            "pos": [1720, 500],
-            "size": [520, 420],
-            "links": {"layout": (6, 0), "image": (9, 0)},
-        },
+    load = {"id": 5, "type": "Seg2AnyLoadLayout", "widgets": {"layout_json": "examples/demo_shapes.json"}}
+    cols = [
+        [{"note": True, "title": "Read me", "text": DEMO_NOTE, "size": [420, 260]}, {"id": 1, "type": "Seg2AnyDemoModelLoader"}],
+        [lora((1, 0), "seg2any_demo_lora/"), load],
+        [builder((1, 1), {"segmentation": (5, 0), "segments": (5, 1)}), report()],
+        *back_half((1, 2), (4, 0), "seg2any_demo", sampler_settings(3, 20, 1.0), 1),
     ]
-    note = (
-        "## Seg2Any demo (runs on CPU, no downloads)\n\nA small FLUX-architecture model trained in this repository on "
-        "synthetic coloured shapes, with its own small T5 and VAE. Change the colours, shapes or textures in the "
-        "layout's JSON (or paint masks) and the shapes follow the masks. For real images, open the FLUX.1-dev examples."
-    )
-    return nodes, [{"pos": [0, 200], "text": note, "title": "Read me"}]
+    return arrange(cols)
 
 
 WORKFLOWS = {
-    "seg2any_reading_nook": lambda: colour_map_workflow("reading_nook", 1234),
-    "seg2any_badge_grid": lambda: colour_map_workflow("badge_grid", 42),
-    "seg2any_mask_editor": mask_editor_workflow,
-    "seg2any_demo": demo_workflow,
+    "reading_nook": lambda: colour_map_workflow("reading_nook", 1234),
+    "badge_grid": lambda: colour_map_workflow("badge_grid", 42),
+    "mask_editor": mask_editor_workflow,
+    "layout_editor": layout_editor_workflow,
+    "demo": demo_workflow,
 }
 
 
@@ -229,7 +260,7 @@ def _layout_sheet(layout, scale: int = 2):
     from seg2any.contour import entity_contour_map, generation_size
     from seg2any.preview import render_layout
 
-    left = render_layout(layout, legend_width=0)
+    left = render_layout(layout, legend=False)
     h, w = generation_size(layout.height, layout.width, scale)
     contour = entity_contour_map(layout.masks, h, w, scale)
     from PIL import Image
@@ -247,17 +278,21 @@ def thumbnails(out_dir: str) -> None:
     from seg2any.layout import layout_from_masks, layout_from_segmentation
 
     sheets = {}
-    for name, ex in (("seg2any_reading_nook", "reading_nook"), ("seg2any_badge_grid", "badge_grid")):
-        with open(os.path.join(out_dir, "layouts", ex + ".json"), encoding="utf-8") as f:
+    for key in ("reading_nook", "badge_grid"):
+        with open(os.path.join(out_dir, "layouts", key + ".json"), encoding="utf-8") as f:
             spec = json.load(f)
-        seg = np.array(Image.open(os.path.join(out_dir, "layouts", ex + ".png")).convert("RGB"))
-        sheets[name] = _layout_sheet(layout_from_segmentation(seg, spec))
+        seg = np.array(Image.open(os.path.join(out_dir, "layouts", key + ".png")).convert("RGB"))
+        sheets[key] = _layout_sheet(layout_from_segmentation(seg, spec))
     painted = mask_editor_inputs()
-    names = ["balloon", "mountain", "cabin"]
+    names = list(PAINTED)
     masks = np.stack([np.array(painted[n])[..., 3] == 0 for n in names])
-    sheets["seg2any_mask_editor"] = _layout_sheet(layout_from_masks("mask editor", masks, names))
+    sheets["mask_editor"] = _layout_sheet(layout_from_masks("mask editor", masks, names))
+    from seg2any.editor_document import official_outputs, parse_document
+
+    rgb, segments, _ = official_outputs(parse_document(painted_document()))
+    sheets["layout_editor"] = _layout_sheet(layout_from_segmentation(rgb, segments))
     demo_json = os.path.join(out_dir, "layouts", "demo_shapes.json")
-    if os.path.isfile(demo_json) and "seg2any_demo" in WORKFLOWS:
+    if os.path.isfile(demo_json):
         from seg2any.__main__ import main as cli
 
         tmp = os.path.join(tempfile.mkdtemp(), "demo.png")
@@ -267,14 +302,14 @@ def thumbnails(out_dir: str) -> None:
         seg = np.array(Image.open(demo_json[:-5] + ".png").convert("RGB"))
         from seg2any.preview import render_layout
 
-        left = render_layout(layout_from_segmentation(seg, spec), legend_width=0)
+        left = render_layout(layout_from_segmentation(seg, spec), legend=False)
         right = np.array(Image.open(tmp).convert("RGB").resize((left.shape[1], left.shape[0])))
-        sheets["seg2any_demo"] = np.concatenate([left, np.full((left.shape[0], 8, 3), 255, np.uint8), right], axis=1)
+        sheets["demo"] = np.concatenate([left, np.full((left.shape[0], 8, 3), 255, np.uint8), right], axis=1)
     for name, sheet in sheets.items():
         img = Image.fromarray(sheet)
         img.thumbnail((768, 768))
-        img.save(os.path.join(out_dir, name + ".jpg"), quality=85)
-        print("wrote", name + ".jpg")
+        img.save(os.path.join(out_dir, EXAMPLE_NAMES[name] + ".jpg"), quality=85)
+        print("wrote", EXAMPLE_NAMES[name] + ".jpg")
 
 
 def main():
@@ -290,12 +325,12 @@ def main():
     finally:
         server.stop()
     out_dir = os.path.join(ROOT, "example_workflows")
-    for name, make in WORKFLOWS.items():
+    for key, make in WORKFLOWS.items():
         nodes, notes = make()
-        ui = build_ui(nodes, info, notes)
-        with open(os.path.join(out_dir, name + ".json"), "w", encoding="utf-8") as f:
+        ui = build_ui(nodes, info, notes, VIEW)
+        with open(os.path.join(out_dir, EXAMPLE_NAMES[key] + ".json"), "w", encoding="utf-8") as f:
             json.dump(ui, f, indent=1)
-        print("wrote", name)
+        print("wrote", EXAMPLE_NAMES[key])
     thumbnails(out_dir)
 
 

@@ -35,11 +35,17 @@ def _inputs_in_order(info: dict) -> list[tuple[str, str, dict]]:
     return out
 
 
+def is_widget(typ: str, opts: dict) -> bool:
+    """A widget input: a standard widget type, or a custom one the node declares with ``widgetType``
+    (the Layout Editor's canvas), unless forced to a socket."""
+    return (typ in WIDGET_TYPES or bool(opts.get("widgetType"))) and not opts.get("forceInput")
+
+
 def widget_slots(info: dict) -> list[tuple[str, int]]:
     """(input name, number of widgets_values entries) for each widget input, in order."""
     slots = []
     for name, typ, opts in _inputs_in_order(info):
-        if typ not in WIDGET_TYPES or opts.get("forceInput"):
+        if not is_widget(typ, opts):
             continue
         n = 1
         if (typ in ("INT", "COMBO") and opts.get("control_after_generate")) or (typ == "INT" and name in ("seed", "noise_seed")):
@@ -97,7 +103,7 @@ def ui_to_api(ui: dict, object_info: dict) -> dict:
     return prompt
 
 
-def build_ui(spec: list[dict], object_info: dict, notes: list[dict] | None = None) -> dict:
+def build_ui(spec: list[dict], object_info: dict, notes: list[dict] | None = None, view: dict | None = None) -> dict:
     """A UI-format workflow from a compact spec.
 
     Each node: {"id", "type", "pos": [x, y], "widgets": {name: value}, "links": {input: (src id, src slot)},
@@ -133,13 +139,13 @@ def build_ui(spec: list[dict], object_info: dict, notes: list[dict] | None = Non
                 opts = dict((nm, o) for nm, _, o in _inputs_in_order(info))[name]
                 values.append("image" if opts.get("image_upload") else "fixed")
         inputs = []
-        for name, typ, _ in _inputs_in_order(info):
+        for name, typ, opts in _inputs_in_order(info):
             if name in n.get("links", {}):
                 entry = {"name": name, "type": typ, "link": None}
-                if typ in WIDGET_TYPES:
+                if is_widget(typ, opts):
                     entry["widget"] = {"name": name}
                 inputs.append(entry)
-            elif typ not in WIDGET_TYPES:
+            elif not is_widget(typ, opts):
                 inputs.append({"name": name, "type": typ, "link": None})
         outputs = []
         for slot, (typ, oname) in enumerate(zip(info["output"], info.get("output_name", info["output"]))):
@@ -193,7 +199,7 @@ def build_ui(spec: list[dict], object_info: dict, notes: list[dict] | None = Non
         "links": links,
         "groups": [],
         "config": {},
-        "extra": {"ds": {"scale": 0.75, "offset": [0, 0]}},
+        "extra": {"ds": dict(view or {"scale": 0.75, "offset": [0, 0]})},
         "version": 0.4,
     }
 
@@ -241,11 +247,11 @@ def sampler_settings(seed: int, steps: int, guidance: float, cfg: float = 1.0) -
 
 
 EXAMPLE_NAMES = {
-    "demo": "Seg2Any demo - tiny model, runs on CPU",
-    "reading_nook": "Seg2Any FLUX.1-dev - reading nook from a colour map",
-    "badge_grid": "Seg2Any FLUX.1-dev - 20 badges from a colour map",
-    "mask_editor": "Seg2Any FLUX.1-dev - entities painted in the mask editor",
-    "layout_editor": "Seg2Any FLUX.1-dev - paint the layout in the Layout Editor",
+    "demo": "Seg2Any demo (CPU, tiny model)",
+    "reading_nook": "Seg2Any reading nook (FLUX.1-dev)",
+    "badge_grid": "Seg2Any 20 badges (FLUX.1-dev)",
+    "mask_editor": "Seg2Any mask editor entities (FLUX.1-dev)",
+    "layout_editor": "Seg2Any Layout Editor (FLUX.1-dev)",
 }
 
 
