@@ -6,6 +6,7 @@ Every step leaves a screenshot under test-artifacts/browser/<frontend>/<test>/."
 from __future__ import annotations
 
 import base64
+import glob
 import io
 import json
 import os
@@ -26,7 +27,17 @@ pytest.importorskip("selenium")
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 
-DEMO = os.path.join(ROOT, "example_workflows", "seg2any_demo.json")
+
+def demo_workflow() -> dict:
+    """The shipped demo workflow (the one built on 'Load Seg2Any Demo Model'), whatever its file name."""
+    for path in sorted(glob.glob(os.path.join(ROOT, "example_workflows", "*.json"))):
+        with open(path, encoding="utf-8") as f:
+            wf = json.load(f)
+        if any(n.get("type") == "Seg2AnyDemoModelLoader" for n in wf.get("nodes", [])):
+            return wf
+    raise AssertionError("no example workflow uses Seg2AnyDemoModelLoader")
+
+
 EXAMPLES = os.path.join(SHARED, "data", "seg2any-examples")
 SPIECE = os.path.join(ROOT, "seg2any", "demo", "spiece.model")
 SIZE = 128  # the demo model's layouts
@@ -79,11 +90,9 @@ class Editor:
         ActionChains(self.page.driver).move_to_element_with_offset(self.q(".s2a-view"), *self.point(*p)).click().perform()
 
     def add(self, prompt):
+        """+ Entity, then type its prompt; the new entity is the active row, listed at its colour's rank."""
         self.q(".s2a-add").click()
-        n = len(self.summary()["entities"])
-        row = self.q(f'.s2a-row[data-index="{n - 1}"] .s2a-prompt')
-        row.send_keys(prompt)
-        return n - 1
+        self.q(".s2a-row.s2a-active .s2a-prompt").send_keys(prompt)
 
     def tokens(self):
         return [e.get_attribute("textContent") for e in self.root.find_elements(By.CSS_SELECTOR, ".s2a-tokens")]
@@ -189,16 +198,15 @@ def paint_three(ed):
 
 
 def test_paint_three_entities_and_run_the_demo(page, tmp_path):
-    with open(DEMO) as f:
-        page.load_workflow(json.load(f), "seg2any_demo")
+    page.load_workflow(demo_workflow(), "seg2any_demo")
     page.screenshot("demo-workflow-opened")
-    nid = page.js(
-        """const old = app.graph._nodes.find(x => x.type === "Seg2AnyLoadLayout");
+    nid = page.js(  # a fresh editor in place of the workflow's layout source (file loader or editor)
+        """const old = app.graph._nodes.find(x => x.type === "Seg2AnyLoadLayout" || x.type === "Seg2AnyLayoutEditor");
         const b = app.graph._nodes.find(x => x.type === "Seg2AnyRegionalPromptBuilder");
         const n = LiteGraph.createNode("Seg2AnyLayoutEditor");
         n.pos = [Math.min(...app.graph._nodes.map(x => x.pos[0])) - 700, old.pos[1]];
-        app.graph.add(n);
         app.graph.remove(old);
+        app.graph.add(n);
         n.connect(0, b, b.findInputSlot("segmentation"));
         n.connect(1, b, b.findInputSlot("segments"));
         return n.id;"""
@@ -210,14 +218,16 @@ def test_paint_three_entities_and_run_the_demo(page, tmp_path):
     page.screenshot("three-entities-painted")
 
     # what was painted: the exact areas of the shapes, the prompts, the counts the builder would use
-    assert [e["prompt"] for e in s["entities"]] == [t[0] for t in THREE]
-    px = [e["pixels"] for e in s["entities"]]
+    assert sorted(e["prompt"] for e in s["entities"]) == sorted(t[0] for t in THREE)
+    assert [e["colour"] for e in s["entities"]] == sorted(e["colour"] for e in s["entities"])  # the builder's order
+    by_prompt = {e["prompt"]: e for e in s["entities"]}
+    px = [by_prompt[t[0]]["pixels"] for t in THREE]
     assert px[0] == 49 * 49  # pixels 10..58 inclusive on both axes
     assert abs(px[1] - np.pi * 26 * 26) < 0.05 * px[1]  # the ellipse inscribed in a 52 x 52 drag
     assert abs(px[2] - 72 * 52 / 2) < 0.05 * px[2]  # a rhombus with diagonals 72 and 52
-    assert s["counts"] == [t5_count(CAPTION)] + [t5_count(t[0]) for t in THREE]
+    assert s["counts"] == [t5_count(CAPTION)] + [t5_count(e["prompt"]) for e in s["entities"]]
     shown = ed.tokens()
-    assert shown == [f"{t5_count(CAPTION)}/512"] + [f"{t5_count(t[0])}/50" for t in THREE]
+    assert shown == [f"{t5_count(CAPTION)}/512"] + [f"{t5_count(e['prompt'])}/50" for e in s["entities"]]
 
     entry = run_and_wait(page)
     assert entry["status"]["status_str"] == "success", entry["status"]
@@ -234,8 +244,8 @@ def test_paint_three_entities_and_run_the_demo(page, tmp_path):
     # the image follows the painted layout: inside each shape the prompted colour dominates
     doc = parse_document(ed.document())
     background = doc.labels == 0
-    for k, (prompt, _, _, channel) in enumerate(THREE):
-        mask = doc.labels == k + 1
+    for prompt, _, _, channel in THREE:
+        mask = doc.labels == 1 + [e.prompt for e in doc.entities].index(prompt)
         mean = img[mask].mean(axis=0)
         assert int(np.argmax(mean)) == channel, (prompt, mean)
         assert img[mask].mean() > img[background].mean() + 20, prompt  # the shape is drawn, not left black
@@ -272,7 +282,7 @@ def test_saved_workflow_reloads_with_the_same_layout(page):
     before = ed.summary()
     doc_before = ed.document()
     page.screenshot("painted-before-save")
-    workflow = page.js("return app.graph.serialize();")
+    workflow = json.loads(page.js("return JSON.stringify(app.graph.serialize());"))  # what Save writes
     stored = json.dumps(workflow)
     assert doc_before in [w for n in workflow["nodes"] if n["type"] == "Seg2AnyLayoutEditor" for w in n["widgets_values"]]
     assert len(stored) < 60_000, len(stored)  # the painting travels inside the workflow, compactly
@@ -306,6 +316,16 @@ def test_saved_workflow_reloads_with_the_same_layout(page):
     assert ed2.summary()["entities"][0]["pixels"] == filled
     page.screenshot("fill-undo-redo")
 
+    # moving an entity down swaps its colour with the next one: the list stays in the builder's order
+    ents = ed2.summary()["entities"]
+    ed2.q('.s2a-row[data-index="0"] .s2a-down').click()
+    moved = ed2.summary()["entities"]
+    assert [e["prompt"] for e in moved] == [ents[1]["prompt"], ents[0]["prompt"], ents[2]["prompt"]]
+    assert [e["colour"] for e in moved] == [e["colour"] for e in ents] and moved[1]["pixels"] == ents[0]["pixels"]
+    ed2.q('.s2a-row[data-index="2"] .s2a-eye').click()  # hide the last one: it loses its number
+    assert [r.get_attribute("textContent") for r in ed2.root.find_elements(By.CSS_SELECTOR, ".s2a-num")] == ["1", "2", "–"]
+    page.screenshot("reordered-and-hidden")
+
 
 def official_layout(name):
     with open(os.path.join(EXAMPLES, name + ".json")) as f:
@@ -327,9 +347,10 @@ def test_import_the_official_example_by_file_and_export_it(page, name):
     s = ed.summary()
     assert (s["width"], s["height"]) == Image.open(os.path.join(EXAMPLES, name + ".png")).size
     assert s["caption"] == spec["caption"]
-    assert [e["prompt"] for e in s["entities"]] == [x["text"] for x in spec["segments_info"]]
-    area = {tuple(e.color): e.area for e in want.entities}
-    assert [e["pixels"] for e in s["entities"]] == [area[tuple(x["color"])] for x in spec["segments_info"]]
+    # listed in the official entity order (sorted colours), the numbers the builder will show
+    assert [e["prompt"] for e in s["entities"]] == [e.prompt for e in want.entities]
+    assert [e["pixels"] for e in s["entities"]] == [e.area for e in want.entities]
+    assert [r.get_attribute("textContent") for r in ed.root.find_elements(By.CSS_SELECTOR, ".s2a-num")][:3] == ["1", "2", "3"]
     # the node's outputs build the same layout as the official files
     doc = parse_document(ed.document())
     from seg2any.editor_document import official_outputs
@@ -371,19 +392,19 @@ def test_drop_the_official_pair_on_the_editor(page):
     ed.wait_counts(4)
     page.screenshot("dropped-animals")
     s = ed.summary()
-    area = {tuple(e.color): e.area for e in want.entities}
-    assert [e["pixels"] for e in s["entities"]] == [area[tuple(x["color"])] for x in spec["segments_info"]]
+    assert [(e["prompt"], e["pixels"]) for e in s["entities"]] == [(e.prompt, e.area) for e in want.entities]
     assert page.js("return app.graph._nodes.length;") == 1  # ComfyUI did not open the PNG as a workflow
-    assert s["counts"] == [t5_count(spec["caption"])] + [t5_count(x["text"]) for x in spec["segments_info"]]
+    assert s["counts"] == [t5_count(spec["caption"])] + [t5_count(e.prompt) for e in want.entities]
     assert not ed.root.find_elements(By.CSS_SELECTOR, ".s2a-entity-tokens.s2a-over")
     # a prompt pushed over the 50 tokens the builder accepts is flagged while typing
-    ed.q('.s2a-row[data-index="2"] .s2a-prompt').send_keys(
+    k = int(np.argmax(s["counts"][1:]))  # the longest prompt
+    ed.q(f'.s2a-row[data-index="{k}"] .s2a-prompt').send_keys(
         " With sparks, smoke and embers swirling in the hot night air all around."
     )
-    page.wait_for(f"window.seg2anyLayoutEditors.get({ed.id}).summary().counts[3] > 50", 30, "over-long count")
+    page.wait_for(f"window.seg2anyLayoutEditors.get({ed.id}).summary().counts[{k + 1}] > 50", 30, "over-long count")
     page.settle()
-    flagged = ed.q('.s2a-row[data-index="2"] .s2a-tokens')
-    assert "s2a-over" in flagged.get_attribute("class") and int(flagged.text.split("/")[0]) > 50
+    flagged = ed.q(f'.s2a-row[data-index="{k}"] .s2a-tokens')
+    assert "s2a-over" in flagged.get_attribute("class") and int(flagged.get_attribute("textContent").split("/")[0]) > 50
     page.screenshot("prompt-over-50-tokens")
 
 
@@ -419,6 +440,9 @@ def test_paint_25_entities_and_build_them(page):
         const b = mk("Seg2AnyRegionalPromptBuilder", ed.pos[0] + 640, ed.pos[1] + 200);
         const p = mk("Seg2AnyLayoutPreview", ed.pos[0] + 1040, ed.pos[1]);
         p.setSize([640, 700]);
+        const t = mk("EmptyImage", ed.pos[0] + 640, ed.pos[1] + 700);
+        for (const [k, v] of [["width", 160], ["height", 160], ["color", 0x4080c0]]) t.widgets.find(w => w.name === k).value = v;
+        t.connect(0, ed, ed.findInputSlot("trace"));
         m.connect(1, b, b.findInputSlot("clip"));
         ed.connect(0, b, b.findInputSlot("segmentation"));
         ed.connect(1, b, b.findInputSlot("segments"));
@@ -429,6 +453,11 @@ def test_paint_25_entities_and_build_them(page):
     assert entry["status"]["status_str"] == "success", entry["status"]
     report = "".join(next(o["text"] for o in entry["outputs"].values() if "text" in o))
     assert all(f"entity number {k + 1}," in report for k in range(25))
+    # the connected trace image came back after the run and lies under the painting
+    page.wait_for(f"window.seg2anyLayoutEditors.get({ed.id}).summary().trace", 30, "trace image shown")
+    assert ed.summary()["trace"] == [160, 160]
+    show_node(page, ed.id)
+    page.screenshot("trace-image-under-the-painting")
     show_node(page, page.js("return app.graph._nodes.find(x => x.type === 'Seg2AnyLayoutPreview').id;"))
     page.settle(pause=1.0)
     page.screenshot("25-entities-built-and-previewed")

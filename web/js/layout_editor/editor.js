@@ -590,6 +590,7 @@ export class LayoutEditor {
   edit(fn) {
     this.beginOp();
     fn();
+    this.sortEntities();
     this.refreshLut();
     this.refresh([0, 0, this.w, this.h]);
     this.renderRows();
@@ -598,6 +599,13 @@ export class LayoutEditor {
 
   // ------------------------------------------------------------------------------------------
   // entities
+
+  /** Seg2Any orders entities by colour (sorted RGB, as the official reader does), and so do the
+   * builder's report and the Layout Preview legend: the list keeps that order so a row's number is
+   * the number they show. Reordering therefore swaps colours (see moveEntity). */
+  sortEntities(list = this.entities) {
+    return list.sort((a, b) => colourKey(a.colour) - colourKey(b.colour));
+  }
 
   freeSlot() {
     const used = new Set(this.entities.map((e) => e.slot));
@@ -631,8 +639,8 @@ export class LayoutEditor {
     const j = i + delta;
     if (i < 0 || j < 0 || j >= this.entities.length) return;
     this.edit(() => {
-      const [e] = this.entities.splice(i, 1);
-      this.entities.splice(j, 0, e);
+      const [a, b] = [this.entities[i], this.entities[j]];
+      [a.colour, b.colour] = [b.colour, a.colour]; // the entity takes its neighbour's place in the order
     });
   }
 
@@ -656,11 +664,13 @@ export class LayoutEditor {
   renderRows() {
     const focused = document.activeElement;
     const keepFocus = focused && this.rows.contains(focused) ? [focused.closest(".s2a-row")?.dataset.slot, focused.className] : null;
+    let rank = 0;
     this.rows.replaceChildren(
       ...this.entities.map((e, i) => {
+        const num = e.visible ? String(++rank) : "–";
         const swatch = el("input", { type: "color", class: "s2a-swatch", value: rgbToHex(e.colour), title: "Entity colour (unique)" });
         swatch.addEventListener("change", () => this.setColour(e.slot, swatch.value, swatch));
-        const prompt = el("input", { type: "text", class: "s2a-prompt", placeholder: `entity ${i + 1}: what is here?`, value: e.prompt });
+        const prompt = el("input", { type: "text", class: "s2a-prompt", placeholder: `entity ${num}: what is here?`, value: e.prompt });
         prompt.value = e.prompt;
         prompt.addEventListener("focus", () => this.select(e.slot));
         prompt.addEventListener("input", () => {
@@ -670,7 +680,7 @@ export class LayoutEditor {
         const row = el(
           "div",
           { class: `s2a-row${e.slot === this.active ? " s2a-active" : ""}${e.visible ? "" : " s2a-hidden"}`, "data-slot": String(e.slot), "data-index": String(i) },
-          el("span", { class: "s2a-num", text: String(i + 1), title: "Click the row to paint with this entity" }),
+          el("span", { class: "s2a-num", text: num, title: "Its number in the builder's report and the preview (hidden: left out). Click the row to paint with it." }),
           swatch,
           prompt,
           el("span", { class: "s2a-tokens s2a-entity-tokens", text: "" }),
@@ -680,8 +690,8 @@ export class LayoutEditor {
             text: e.visible ? "◉" : "○",
             onclick: () => this.edit(() => (e.visible = !e.visible)),
           }),
-          el("button", { class: "s2a-up", title: "Move up", text: "▲", onclick: () => this.moveEntity(e.slot, -1) }),
-          el("button", { class: "s2a-down", title: "Move down", text: "▼", onclick: () => this.moveEntity(e.slot, 1) }),
+          el("button", { class: "s2a-up", title: "Move up (swaps colours with the entity above: the order follows the colours)", text: "▲", onclick: () => this.moveEntity(e.slot, -1) }),
+          el("button", { class: "s2a-down", title: "Move down (swaps colours with the entity below)", text: "▼", onclick: () => this.moveEntity(e.slot, 1) }),
           el("button", { class: "s2a-del", title: "Delete (its pixels become background)", text: "✕", onclick: () => this.deleteEntity(e.slot) }),
         );
         row.addEventListener("pointerdown", (ev) => {
@@ -781,6 +791,7 @@ export class LayoutEditor {
         return { slot: i + 1, colour: s.colour, prompt: s.text, visible: true };
       });
       const { map, unknown } = indexFromPixels(img, slotOf);
+      this.sortEntities(ents);
       if (unknown.size) notes.push(`${unknown.size} unlisted colour(s) became background`);
       this.beginOp();
       this.w = img.width;
@@ -908,6 +919,7 @@ export class LayoutEditor {
       if (doc.version !== VERSION) throw new Error(`unsupported version ${doc.version}`);
       const ents = (doc.entities || []).map((e, i) => ({ slot: i + 1, colour: hexToRgb(e.color) || [255, 0, 255], prompt: e.prompt || "", visible: e.visible !== false }));
       const slotOf = new Map(ents.map((e) => [colourKey(e.colour), e.slot]));
+      this.sortEntities(ents);
       const img = await readPixels(doc.map);
       if (this.pending !== text) return; // replaced meanwhile
       if (img.width !== doc.width || img.height !== doc.height) throw new Error(`map is ${img.width}x${img.height}, document says ${doc.width}x${doc.height}`);
@@ -947,6 +959,7 @@ export class LayoutEditor {
       caption: this.caption,
       entities: this.entities.map((e) => ({ colour: rgbToHex(e.colour), prompt: e.prompt, visible: e.visible, pixels: n[e.slot] })),
       counts: this.counts?.counts ?? null,
+      trace: this.trace ? [this.trace.width, this.trace.height] : null,
       undo: this.undoStack.length,
       redo: this.redoStack.length,
     };
