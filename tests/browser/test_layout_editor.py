@@ -107,6 +107,16 @@ class Editor:
         )
         self.page.settle()
 
+    def exported(self) -> tuple[bytes, str]:
+        """The official PNG + JSON the Export button downloads (the same blobs, read in the page)."""
+        png_b64, text = self.page.js_async(
+            """const f = await window.seg2anyLayoutEditors.get(args[0]).officialFiles();
+            const b = new Uint8Array(await f.png.arrayBuffer()); let s = ""; for (const x of b) s += String.fromCharCode(x);
+            return [btoa(s), f.json];""",
+            self.id,
+        )
+        return base64.b64decode(png_b64), text
+
     def document(self):
         return self.page.js(
             "return app.graph.getNodeById(arguments[0]).widgets.find(w => w.name === 'layout').value;",
@@ -251,14 +261,9 @@ def test_paint_three_entities_and_run_the_demo(page, tmp_path):
         assert img[mask].mean() > img[background].mean() + 20, prompt  # the shape is drawn, not left black
 
     # and it is the image the command line draws from the exported official PNG + JSON
-    files = page.js_async(
-        """const f = await window.seg2anyLayoutEditors.get(args[0]).officialFiles();
-        const b = new Uint8Array(await f.png.arrayBuffer()); let s = ""; for (const x of b) s += String.fromCharCode(x);
-        return [btoa(s), f.json];""",
-        nid,
-    )
-    (tmp_path / "painted.png").write_bytes(base64.b64decode(files[0]))
-    (tmp_path / "painted.json").write_text(files[1])
+    png, text = ed.exported()
+    (tmp_path / "painted.png").write_bytes(png)
+    (tmp_path / "painted.json").write_text(text)
     sampler = page.js("return app.graph._nodes.find(x => x.type === 'Seg2AnyMaskedFluxSampler').widgets_values.slice(0, 3);")
     cli = tmp_path / "cli.png"
     r = subprocess.run(
@@ -360,13 +365,8 @@ def test_import_the_official_example_by_file_and_export_it(page, name):
     assert [e.prompt for e in got.entities] == [e.prompt for e in want.entities]
     assert all(np.array_equal(a.mask, b.mask) for a, b in zip(got.entities, want.entities))
     # export gives the official pair back
-    png_b64, text = page.js_async(
-        """const f = await window.seg2anyLayoutEditors.get(args[0]).officialFiles();
-        const b = new Uint8Array(await f.png.arrayBuffer()); let s = ""; for (const x of b) s += String.fromCharCode(x);
-        return [btoa(s), f.json];""",
-        ed.id,
-    )
-    exported = layout_from_segmentation(np.asarray(Image.open(io.BytesIO(base64.b64decode(png_b64))).convert("RGB")), text)
+    png, text = ed.exported()
+    exported = layout_from_segmentation(np.asarray(Image.open(io.BytesIO(png)).convert("RGB")), text)
     assert all(np.array_equal(a.mask, b.mask) for a, b in zip(exported.entities, want.entities))
 
 
