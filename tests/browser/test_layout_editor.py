@@ -438,9 +438,9 @@ def test_paint_25_entities_and_build_them(page):
         const mk = (t, x, y) => { const n = LiteGraph.createNode(t); n.pos = [x, y]; app.graph.add(n); return n; };
         const m = mk("Seg2AnyDemoModelLoader", ed.pos[0] + 640, ed.pos[1]);
         const b = mk("Seg2AnyRegionalPromptBuilder", ed.pos[0] + 640, ed.pos[1] + 200);
-        const p = mk("Seg2AnyLayoutPreview", ed.pos[0] + 1040, ed.pos[1]);
+        const p = mk("Seg2AnyLayoutPreview", b.pos[0] + b.size[0] + 60, ed.pos[1]);
         p.setSize([640, 700]);
-        const t = mk("EmptyImage", ed.pos[0] + 640, ed.pos[1] + 700);
+        const t = mk("EmptyImage", ed.pos[0] + 640, b.pos[1] + b.size[1] + 80);
         for (const [k, v] of [["width", 160], ["height", 160], ["color", 0x4080c0]]) t.widgets.find(w => w.name === k).value = v;
         t.connect(0, ed, ed.findInputSlot("trace"));
         m.connect(1, b, b.findInputSlot("clip"));
