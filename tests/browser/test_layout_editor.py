@@ -331,6 +331,20 @@ def test_saved_workflow_reloads_with_the_same_layout(page):
     assert [r.get_attribute("textContent") for r in ed2.root.find_elements(By.CSS_SELECTOR, ".s2a-num")] == ["1", "2", "–"]
     page.screenshot("reordered-and-hidden")
 
+    # zoom: the canvas grows by 1.25 per step and scrolls inside the editor; Fit brings it back
+    width = lambda: page.js("return arguments[0].getBoundingClientRect().width;", ed2.q(".s2a-view"))  # noqa: E731
+    fit = width()
+    for _ in range(3):
+        ed2.q(".s2a-zoom-in").click()
+    page.settle()
+    assert abs(width() / fit - 1.25**3) < 0.02 and ed2.q(".s2a-zoom-label").get_attribute("textContent") == "195%"
+    stage = page.js("const s = arguments[0]; return [s.scrollWidth, s.clientWidth];", ed2.q(".s2a-stage"))
+    assert stage[0] > stage[1]  # wider than the editor: it scrolls
+    page.screenshot("zoomed-in")
+    ed2.q(".s2a-zoom-fit").click()
+    page.settle()
+    assert abs(width() - fit) < 1
+
 
 def official_layout(name):
     with open(os.path.join(EXAMPLES, name + ".json")) as f:

@@ -17,7 +17,7 @@ export const STYLE = `
 .s2a-lbl { opacity: 0.75; margin-left: 4px; }
 .s2a-radius, .s2a-opacity { width: 70px; }
 .s2a-zoom-label { min-width: 36px; text-align: center; }
-.s2a-stage { flex: 1 1 auto; min-height: 160px; overflow: auto; background: repeating-conic-gradient(#2a2a2a 0 25%, #333 0 50%) 0 0 / 16px 16px;
+.s2a-stage { flex: 1 1 0; min-height: 160px; overflow: auto; background: repeating-conic-gradient(#2a2a2a 0 25%, #333 0 50%) 0 0 / 16px 16px;
   border-radius: 4px; display: flex; }
 .s2a-view { display: block; cursor: crosshair; touch-action: none; image-rendering: pixelated; outline: none; margin: auto; }
 .s2a-status { flex: 0 0 auto; min-height: 15px; font-size: 11px; opacity: 0.85; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
