@@ -8,6 +8,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import time
 
 import pytest
 
@@ -168,3 +169,43 @@ def test_templates_have_readable_titles_and_thumbnails(page):
     text = page.js("return document.querySelector('.p-dialog').innerText;")
     for name in ours:
         assert name in text, f"template {name!r} not shown in the template browser"
+
+
+def test_demo_run_shows_report_and_readable_preview(page):
+    """Run the demo (2 steps) from the frontend: the Builder report node shows the per-entity report
+    and the Layout Preview node shows its picture; screenshots zoomed on both."""
+    from tests.support.workflows import example_path
+
+    page.load_workflow(load(example_path("demo")), "demo-run")
+    page.js(
+        "const s = app.graph._nodes.find(n => n.type === 'Seg2AnyMaskedFluxSampler');"
+        "s.widgets.find(w => w.name === 'steps').value = 2;"
+    )
+    before = set(page.server.get("/history"))
+    page.js_async("await app.queuePrompt(0, 1);")
+    deadline = time.time() + 600
+    while time.time() < deadline:  # the server's history says when the run is over
+        done = {k: v for k, v in page.server.get("/history").items() if k not in before}
+        if done:
+            break
+        time.sleep(1)
+    assert done, f"the demo run did not finish: {page.server.tail()}"
+    (entry,) = done.values()
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    page.settle(pause=2.0)  # the frontend receives the outputs over its websocket
+    report = page.js(
+        "const n = app.graph._nodes.find(n => n.type === 'PreviewAny');"
+        "return (n.widgets || []).map(w => String(w.value ?? '')).join('\\n');"
+    )
+    for prompt in ("a purple striped circle", "an orange striped circle", "a green diamond", "a blue striped square"):
+        assert prompt in report, report
+    preview_id = page.js("return String(app.graph._nodes.find(n => n.type === 'Seg2AnyLayoutPreview').id);")
+    assert entry["outputs"][preview_id]["images"], entry["outputs"]
+    for node_type in ("PreviewAny", "Seg2AnyLayoutPreview"):
+        page.js(
+            "const n = app.graph._nodes.find(n => n.type === arguments[0]), ds = app.canvas.ds; ds.scale = 1;"
+            "ds.offset = [120 - n.pos[0], 140 - n.pos[1]]; app.canvas.setDirty(true, true);",
+            node_type,
+        )
+        page.settle(pause=0.8)
+        page.screenshot(f"after-run-{node_type}")

@@ -2,6 +2,7 @@
 
     python -m tests.support.make_example_workflows        # needs COMFYUI_PATH
     python -m tests.support.make_example_workflows --thumbnails   # only the .jpg thumbnails
+    python -m tests.support.make_example_workflows --json-only    # only the workflows
 
 It starts a ComfyUI server with the pack to read /object_info, so widget order always matches
 the nodes. The e2e tests convert the written files back to API prompts and run them.
@@ -36,7 +37,7 @@ SIZES = {
     "Seg2AnyMaskedFluxSampler": (360, 350),
     "VAEDecode": (200, 50),
     "SaveImage": (480, 520),
-    "Seg2AnyLayoutPreview": (640, 460),
+    "Seg2AnyLayoutPreview": (780, 520),  # picture + legend panel (about 1.8:1) at a readable scale
     "note": (420, 330),
 }
 TITLE_H = 30  # LiteGraph.NODE_TITLE_HEIGHT in both frontends: the title bar sits above pos
@@ -331,7 +332,8 @@ def main():
         with open(os.path.join(out_dir, EXAMPLE_NAMES[key] + ".json"), "w", encoding="utf-8") as f:
             json.dump(ui, f, indent=1)
         print("wrote", EXAMPLE_NAMES[key])
-    thumbnails(out_dir)
+    if "--json-only" not in sys.argv:
+        thumbnails(out_dir)
 
 
 if __name__ == "__main__":
