@@ -164,14 +164,13 @@ class MaskedAttention:
         if self.backend == "auto":
             if q.device.type != "cuda":
                 return "sdpa"
-            name, why = auto_choice(rule, self.tags.length, q.device, q.dtype, q.shape[-1], self.contiguous)
-            _log_once(
-                ("auto", name, why.split(":")[0]),
-                "Seg2Any attention on %s: %s (%s)",
-                torch.cuda.get_device_name(q.device),
-                name,
-                why,
-            )
+            key = ("auto", rule, q.dtype, q.shape[-1])
+            name = self._masks.get(key)
+            if name is None:
+                name, why = auto_choice(rule, self.tags.length, q.device, q.dtype, q.shape[-1], self.contiguous)
+                gpu = torch.cuda.get_device_name(q.device)
+                _log_once(("auto", name, why.split(":")[0]), "Seg2Any attention on %s: %s (%s)", gpu, name, why)
+                self._masks[key] = name
             return name
         if self.backend == "split" and rule.place:
             _log_once("split-place", "Seg2Any attention: place-mode layers run on sdpa (per-pair bias cannot be split)")

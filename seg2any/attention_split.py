@@ -255,11 +255,16 @@ def run_split(plan: SplitPlan, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
     work = torch.float64 if q.dtype == torch.float64 else torch.float32
     acc_o = torch.zeros((B * L, H, D), dtype=work, device=q.device)
     acc_l = torch.full((B * L, H), -math.inf, dtype=work, device=q.device)
-    for call in plan.calls:
+    for i, call in enumerate(plan.calls):
         if use_varlen:
             qi, ki, cu_q, cu_k, mq, mk, shift = call.packed(q.device)
             o, lse = varlen_fn()(qf[qi], kf[ki], vf[ki], cu_q, cu_k, mq, mk, scale)
-            _merge(acc_o, acc_l, qi, o, lse.to(work) + shift.to(work)[:, None])
+            lse = lse.to(work) + shift.to(work)[:, None]
+            if i == 0:  # nothing to merge with yet: write (saves two passes over the output)
+                acc_o.index_copy_(0, qi, o.to(work))
+                acc_l.index_copy_(0, qi, lse)
+            else:
+                _merge(acc_o, acc_l, qi, o, lse)
             continue
         for q0, q1, k0, k1, sh in call.pieces:
             o, lse = dense_lse(qf[q0:q1].transpose(0, 1), kf[k0:k1].transpose(0, 1), vf[k0:k1].transpose(0, 1), scale)
