@@ -164,10 +164,14 @@ class MaskedAttention:
         if self.backend == "auto":
             if q.device.type != "cuda":
                 return "sdpa"
-            key = ("auto", rule, q.dtype, q.shape[-1])
+            training = torch.is_grad_enabled() and q.requires_grad
+            key = ("auto", rule, q.dtype, q.shape[-1], training)
             name = self._masks.get(key)
             if name is None:
-                name, why = auto_choice(rule, self.tags.length, q.device, q.dtype, q.shape[-1], self.contiguous)
+                if training:  # split merges in place and is inference-only; SDPA has its backward
+                    name, why = "sdpa", "gradients needed (training): cuDNN SDPA with the mask"
+                else:
+                    name, why = auto_choice(rule, self.tags.length, q.device, q.dtype, q.shape[-1], self.contiguous)
                 gpu = torch.cuda.get_device_name(q.device)
                 _log_once(("auto", name, why.split(":")[0]), "Seg2Any attention on %s: %s (%s)", gpu, name, why)
                 self._masks[key] = name

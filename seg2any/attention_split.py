@@ -19,7 +19,8 @@ image<->condition test, run-length encoded), not from a second statement of the 
 path cannot disagree with the others. Pieces whose query ranges are disjoint share one call: on
 CUDA a single ``varlen_attn`` (torch >= 2.10: FlashAttention / cuDNN varlen, returns the lse)
 per call; elsewhere one dense call per piece (CPU flash kernel, which returns the lse, or plain
-torch). Padding rows (which see only themselves) are copied from v.
+torch). Padding rows (which see only themselves) are copied from v. Inference only: the merge
+writes in place, so "auto" uses SDPA whenever gradients are needed.
 """
 
 from __future__ import annotations
