@@ -5,27 +5,16 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 
 from seg2any.attention_kernels import MaskedAttention, auto_choice, flex_available
 from seg2any.attention_rules import MaskRule, SequencePlan, row_layout
 from seg2any.attention_split import varlen_usable
-from tests.support.attention_cases import qkv, reference, rel_err
+from tests.support.attention_cases import pixel_masks, qkv, reference, rel_err
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 RULES = [MaskRule(False), MaskRule(True), MaskRule(True, math.log(0.5)), MaskRule(False, math.log(0.3))]
-
-
-def _masks(n, size=1024, seed=0):
-    rng = np.random.default_rng(seed)
-    masks = np.zeros((n, size, size), bool)
-    for i in range(n):
-        y, x = rng.integers(0, size - 200, 2)
-        h, w = rng.integers(100, 400, 2)
-        masks[i, y : y + h, x : x + w] = True
-    return masks
 
 
 def _plan(backend: str, batch: int = 1) -> SequencePlan:
@@ -33,7 +22,7 @@ def _plan(backend: str, batch: int = 1) -> SequencePlan:
     rows = []
     for b in range(batch):
         n = (10, 4)[b % 2]
-        rows.append(row_layout((512 - 100 * b,) + (50,) * n, _masks(n, seed=b), (64, 64), 600 - 150 * b, "hard"))
+        rows.append(row_layout((512 - 100 * b,) + (50,) * n, pixel_masks(n, seed=b), (64, 64), 600 - 150 * b, "hard"))
     return SequencePlan.build(rows, bucket=128 if backend == "flex" else 1, reorder=True)
 
 

@@ -5,31 +5,21 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 
 from seg2any.attention_kernels import MaskedAttention, flex_available
 from seg2any.attention_rules import MaskRule, SequencePlan, row_layout
 from seg2any.reference_mask import official_bias
+from tests.support.attention_cases import pixel_masks
 
 pytestmark = pytest.mark.skipif(not flex_available(), reason="no FlexAttention in this torch")
-
-
-def _layout(n=10, size=1024, seed=0):
-    rng = np.random.default_rng(seed)
-    masks = np.zeros((n, size, size), bool)
-    for i in range(n):
-        y, x = rng.integers(0, size - 200, 2)
-        h, w = rng.integers(100, 400, 2)
-        masks[i, y : y + h, x : x + w] = True
-    return masks
 
 
 @pytest.mark.parametrize("rule", [MaskRule(False), MaskRule(True), MaskRule(True, math.log(0.5))])
 def test_compiled_flex_matches_float64_reference(rule, monkeypatch):
     monkeypatch.setenv("SEG2ANY_STRICT_FLEX", "1")  # no silent SDPA fallback here
-    masks = _layout()
+    masks = pixel_masks()
     text = (512,) + (50,) * len(masks)
     grid = (64, 64)
     n_cond = 600

@@ -21,6 +21,17 @@ def random_masks(rng, n: int, size: int = 64) -> np.ndarray:
     return masks
 
 
+def pixel_masks(n: int = 10, size: int = 1024, seed: int = 0) -> np.ndarray:
+    """n rectangles of 100-400 px at random places on a size x size image (GPU-size layouts)."""
+    rng = np.random.default_rng(seed)
+    masks = np.zeros((n, size, size), bool)
+    for i in range(n):
+        y, x = rng.integers(0, size - 200, 2)
+        h, w = rng.integers(100, 400, 2)
+        masks[i, y : y + h, x : x + w] = True
+    return masks
+
+
 def random_row(rng, n: int, grid: tuple[int, int], n_cond: int, mode: str = "hard", global_len: int | None = None):
     text = (int(rng.integers(2, 9)) if global_len is None else global_len,) + tuple(int(t) for t in rng.integers(1, 6, n))
     return row_layout(text, random_masks(rng, n), grid, n_cond, mode)
