@@ -36,6 +36,7 @@ SIZES = {
     "PreviewImage": (360, 380),
     "Seg2AnyMaskedFluxSampler": (360, 350),
     "VAEDecode": (200, 50),
+    "Seg2AnyScaleToLayout": (300, 80),
     "SaveImage": (480, 520),
     "Seg2AnyLayoutPreview": (780, 520),  # picture + legend panel (about 1.8:1) at a readable scale
     "note": (420, 330),
@@ -121,8 +122,11 @@ def report():
     return {"id": 13, "type": "PreviewAny", "title": "Builder report", "links": {"source": (6, 1)}}
 
 
-def back_half(vae_src, model_src, caption_prefix: str, settings: dict, scale: int):
-    """Encoder + contour preview, sampler + decode, save + layout preview: three columns."""
+def back_half(vae_src, model_src, caption_prefix: str, settings: dict, scale: int, scale_back: bool = False):
+    """Encoder + contour preview, sampler + decode (+ scale back to the layout's size: the demo
+    renders at its trained 128 px), save + layout preview: three columns."""
+    image = (14, 0) if scale_back else (9, 0)
+    rescale = [{"id": 14, "type": "Seg2AnyScaleToLayout", "links": {"image": (9, 0), "layout": (6, 0)}}] if scale_back else []
     return [
         [
             {
@@ -141,10 +145,11 @@ def back_half(vae_src, model_src, caption_prefix: str, settings: dict, scale: in
                 "links": {"model": model_src, "layout": (6, 0), "condition": (7, 0)},
             },
             {"id": 9, "type": "VAEDecode", "links": {"samples": (8, 0), "vae": vae_src}},
+            *rescale,
         ],
         [
-            {"id": 10, "type": "SaveImage", "widgets": {"filename_prefix": caption_prefix}, "links": {"images": (9, 0)}},
-            {"id": 11, "type": "Seg2AnyLayoutPreview", "links": {"layout": (6, 0), "image": (9, 0)}},
+            {"id": 10, "type": "SaveImage", "widgets": {"filename_prefix": caption_prefix}, "links": {"images": image}},
+            {"id": 11, "type": "Seg2AnyLayoutPreview", "links": {"layout": (6, 0), "image": image}},
         ],
     ]
 
@@ -230,7 +235,8 @@ DEMO_NOTE = (
     "## Seg2Any demo (runs on a CPU, no downloads)\n\nA small FLUX-architecture model trained in this repository on "
     "synthetic coloured shapes, with its own small T5 and VAE. Change the colours, shapes or textures in the "
     "layout's JSON (or paint your own in a **Layout Editor (Seg2Any)** node) and the shapes follow the masks. "
-    "For real images, open the FLUX.1-dev examples."
+    "Any layout size works: the demo renders at its trained 128 px and **Scale Image to Layout** gives the image "
+    "the layout's size. For real images, open the FLUX.1-dev examples."
 )
 
 
@@ -240,7 +246,7 @@ def demo_workflow():
         [{"note": True, "title": "Read me", "text": DEMO_NOTE, "size": [420, 260]}, {"id": 1, "type": "Seg2AnyDemoModelLoader"}],
         [lora((1, 0), "seg2any_demo_lora/"), load],
         [builder((1, 1), {"segmentation": (5, 0), "segments": (5, 1)}), report()],
-        *back_half((1, 2), (4, 0), "seg2any_demo", sampler_settings(3, 20, 1.0), 1),
+        *back_half((1, 2), (4, 0), "seg2any_demo", sampler_settings(3, 20, 1.0), 1, scale_back=True),
     ]
     return arrange(cols)
 
