@@ -7,24 +7,18 @@ Without model paths it runs the shipped demo model on the CPU in seconds (no dow
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 
 
 def _layout(path: str, image: str | None):
-    import numpy as np
-    from PIL import Image
+    from .layout import load_layout_pair
 
-    from .layout import layout_from_segmentation
-
-    png = image or os.path.splitext(path)[0] + ".png"
-    if not os.path.isfile(png):
-        sys.exit(f"error: no segmentation image {png} next to {path} (pass --image)")
-    with open(path, encoding="utf-8") as f:
-        spec = json.load(f)
-    return layout_from_segmentation(np.array(Image.open(png)), spec)
+    try:
+        return load_layout_pair(path, image)
+    except FileNotFoundError as exc:
+        sys.exit(f"error: {exc}" + ("" if image else " (pass --image)"))
 
 
 def cmd_generate(a) -> int:

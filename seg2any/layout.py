@@ -14,6 +14,7 @@ silently: a listed colour missing from the image is an error, unlisted colours a
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -390,3 +391,16 @@ def _missing_message(missing, segments, present, colors, counts, size) -> str:
     top = np.argsort(-counts, kind="stable")[:3]
     shown = ", ".join(f"{[int(v) for v in colors[k]]} {_pct(int(counts[k]), w * h)}" for k in top)
     return head + f"; none of the listed colours occurs (the wrong image?): its main colours are {shown}"
+
+
+def load_layout_pair(json_path: str, png_path: str | None = None) -> Layout:
+    """An official-format layout from its files: X.json and its colour map (X.png beside it unless given)."""
+    from PIL import Image
+
+    png = png_path or os.path.splitext(json_path)[0] + ".png"
+    if not os.path.isfile(png):
+        raise FileNotFoundError(f"no segmentation image {png} next to {json_path}")
+    with open(json_path, encoding="utf-8") as f:
+        spec = json.load(f)
+    with Image.open(png) as im:
+        return layout_from_segmentation(np.array(im), spec)

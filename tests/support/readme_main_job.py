@@ -27,17 +27,13 @@ def main_job_block(readme: str) -> str:
 
 def check(image_path: str, layout_json: str = DEMO_LAYOUT) -> float:
     """The generated picture has the layout's size and follows its segments."""
-    import json
-
     import numpy as np
     from PIL import Image
 
-    from seg2any.layout import layout_from_segmentation
+    from seg2any.layout import load_layout_pair
     from training.metrics import segment_labels, variance_explained
 
-    with open(layout_json, encoding="utf-8") as f:
-        spec = json.load(f)
-    layout = layout_from_segmentation(np.array(Image.open(os.path.splitext(layout_json)[0] + ".png")), spec)
+    layout = load_layout_pair(layout_json)
     img = np.asarray(Image.open(image_path).convert("RGB"))
     if img.shape[:2] != (layout.height, layout.width):
         raise SystemExit(f"{image_path} is {img.shape[1]}x{img.shape[0]}, the layout {layout.width}x{layout.height}")
