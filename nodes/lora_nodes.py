@@ -134,7 +134,8 @@ class LoadSeg2AnyLora(io.ComfyNode):
                     default="auto",
                     optional=True,
                     tooltip=(
-                        "auto: per layer on CUDA, split pieces (only visible pairs) or cuDNN SDPA; SDPA elsewhere. "
+                        "auto: on CUDA the faster of split pieces (only visible pairs) and cuDNN SDPA, timed once per GPU, "
+                        "size and kind of layer and remembered; SDPA elsewhere. "
                         "sdpa: additive mask (cuDNN on CUDA); split: exact log-sum-exp pieces; flex: compiled "
                         "FlexAttention; dense: the official float-bias attention (slow, for comparison)"
                     ),

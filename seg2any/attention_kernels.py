@@ -13,7 +13,8 @@ All read the same compact rules (:mod:`seg2any.attention_rules`); none materiali
 * ``flex`` (:mod:`seg2any.attention_flex`): compiled FlexAttention, one graph per kind of rule.
 * ``dense``: the official float bias for every pair, expanded over heads; benchmarks only.
 
-``auto`` resolves per device: SDPA off CUDA; on CUDA a per-rule table (:func:`auto_choice`).
+``auto`` resolves per device: SDPA off CUDA; on CUDA, per kind of rule, the eligible backends
+(:func:`auto_candidates`) are timed once and the winner remembered (:mod:`seg2any.attention_tuning`).
 """
 
 from __future__ import annotations
@@ -30,23 +31,17 @@ import torch.nn.functional as F
 from .attention_flex import FLEX_BLOCK, FlexState, flex_available
 from .attention_rules import MaskRule, SequenceTags, dense_mask
 from .attention_split import SplitUnsupported, plan_split, run_split, varlen_usable
+from .attention_tuning import BackendTuner, bucket_bounds, device_name, length_bucket, process_tuner
 
 log = logging.getLogger("seg2any")
 
 BACKENDS = ("auto", "sdpa", "split", "flex", "dense")
-__all__ = ["BACKENDS", "FLEX_BLOCK", "MaskedAttention", "auto_choice", "flex_available", "resolve_backend"]
-
-# The CUDA rule table of "auto" (H100 figures in BENCHMARKS.md / the issue): one attention call at
-# L ~ 5100, 24 heads x 128, bf16: cuDNN unmasked 0.50-0.55 ms, cuDNN + our additive mask 1.0-1.06,
-# memory-efficient + mask 2.5-2.6, compiled flex 1.9-2.1; at L ~ 18000: 6-7 / 13.3-14.6 / 30 / 11.
-# A mask costs cuDNN 2x because it streams L x L values per head; split computes only visible
-# pairs (density 0.51-0.53 in isolation layers, 0.87-0.97 in base layers) with unmasked kernels,
-# plus a few extra calls and gathers that only pay off once L is large.
-SPLIT_MIN_TOKENS = 2048
+__all__ = ["BACKENDS", "FLEX_BLOCK", "MaskedAttention", "auto_candidates", "flex_available", "resolve_backend"]
 
 
 def resolve_backend(preference: str, device: torch.device) -> str:
-    """ "auto" -> "sdpa" off CUDA and "auto" (the per-rule table) on CUDA; names are validated.
+    """ "auto" -> "sdpa" off CUDA and "auto" (measured per rule, :class:`MaskedAttention`) on CUDA;
+    names are validated.
 
     ``SEG2ANY_ATTENTION`` (one of BACKENDS) overrides "auto" for debugging and benchmarks.
     """
@@ -63,25 +58,21 @@ def resolve_backend(preference: str, device: torch.device) -> str:
     return pref
 
 
-def auto_choice(
-    rule: MaskRule, L: int, device: torch.device, dtype: torch.dtype, head_dim: int, contiguous: bool
-) -> tuple[str, str]:
-    """(backend, reason) for one rule on CUDA."""
+def auto_candidates(
+    rule: MaskRule, device: torch.device, dtype: torch.dtype, head_dim: int, contiguous: bool
+) -> tuple[list[str], str]:
+    """The exact backends "auto" may time for one rule (the first is the default), and why only
+    one where that is so. ``flex`` is never a candidate: its compile time dwarfs any step it saves."""
     if rule.place:
-        return "sdpa", "place mode has a per-pair bias: cuDNN SDPA with the additive mask (2x faster than flex)"
+        return ["sdpa"], "place mode has a per-pair bias: SDPA with the additive mask"
     if not contiguous:
-        return "sdpa", "image tokens not entity-contiguous (ControlNet keeps raster order): cuDNN SDPA with the mask"
-    if not varlen_usable(device, dtype, head_dim):
-        return "sdpa", f"no varlen flash kernel for {dtype} / head dim {head_dim} in this torch: cuDNN SDPA with the mask"
-    if L < SPLIT_MIN_TOKENS:
-        return "sdpa", f"L = {L} < {SPLIT_MIN_TOKENS}: per-call overhead dominates, cuDNN SDPA with the mask"
-    if not split_selfcheck(torch.device(device), dtype, head_dim):
-        return "sdpa", "the split kernel failed its one-time exactness check on this GPU: cuDNN SDPA with the mask"
-    kind = "isolation" if rule.isolate else "base"
-    return (
-        "split",
-        f"{kind} rule, L >= {SPLIT_MIN_TOKENS}: unmasked varlen pieces over visible pairs only (masked cuDNN costs 2x unmasked)",
-    )
+        return ["sdpa"], "image tokens not entity-contiguous (ControlNet keeps raster order): SDPA with the mask"
+    if device.type == "cuda":
+        if not varlen_usable(device, dtype, head_dim):
+            return ["sdpa"], f"no varlen flash kernel for {dtype} / head dim {head_dim} in this torch: cuDNN SDPA with the mask"
+        if not split_selfcheck(torch.device(device), dtype, head_dim):
+            return ["sdpa"], "the split kernel failed its one-time exactness check on this GPU: cuDNN SDPA with the mask"
+    return ["sdpa", "split"], "measured"
 
 
 _logged: set = set()
@@ -151,35 +142,64 @@ class MaskedAttention:
     """Per-generation attention state: tags on the device and, per rule, a mask or a plan, built lazily.
 
     ``contiguous`` says the image tokens were reordered so each membership set is contiguous
-    (what makes ``split`` cheap). ``backend`` may be "auto" (resolved per rule on CUDA).
+    (what makes ``split`` cheap). ``backend`` may be "auto": per rule, the backend measured fastest
+    by ``tuner`` (default: the process-wide one on CUDA; SDPA elsewhere).
     """
 
     tags: SequenceTags
     backend: str
     contiguous: bool = False
+    tuner: BackendTuner | None = None
     _masks: dict = field(default_factory=dict)
+    _auto: dict = field(default_factory=dict)
     _flex: FlexState | None = None
 
-    def backend_for(self, rule: MaskRule, q: torch.Tensor) -> str:
+    def backend_for(self, rule: MaskRule, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str:
         if self.backend == "auto":
-            if q.device.type != "cuda":
-                return "sdpa"
             training = torch.is_grad_enabled() and q.requires_grad
-            key = ("auto", rule, q.dtype, q.shape[-1], training)
-            name = self._masks.get(key)
+            key = (rule, q.dtype, q.shape, training)
+            name = self._auto.get(key)
             if name is None:
-                if training:  # split merges in place and is inference-only; SDPA has its backward
-                    name, why = "sdpa", "gradients needed (training): cuDNN SDPA with the mask"
-                else:
-                    name, why = auto_choice(rule, self.tags.length, q.device, q.dtype, q.shape[-1], self.contiguous)
-                gpu = torch.cuda.get_device_name(q.device)
-                _log_once(("auto", name, why.split(":")[0]), "Seg2Any attention on %s: %s (%s)", gpu, name, why)
-                self._masks[key] = name
+                name = self._auto[key] = self._pick(rule, q, k, v, training)
             return name
         if self.backend == "split" and rule.place:
             _log_once("split-place", "Seg2Any attention: place-mode layers run on sdpa (per-pair bias cannot be split)")
             return "sdpa"
         return self.backend
+
+    def _pick(self, rule: MaskRule, q, k, v, training: bool) -> str:
+        tuner = self.tuner if self.tuner is not None else (process_tuner() if q.device.type == "cuda" else None)
+        if tuner is None:
+            return "sdpa"
+        where = device_name(q.device)
+        if training:  # split merges in place and is inference-only; SDPA has its backward
+            _log_once(("auto-train", where), "Seg2Any attention on %s: sdpa (gradients needed: SDPA with the mask)", where)
+            return "sdpa"
+        names, why = auto_candidates(rule, q.device, q.dtype, q.shape[-1], self.contiguous)
+        if len(names) == 1:
+            _log_once(("auto", where, why), "Seg2Any attention on %s: %s (%s)", where, names[0], why)
+            return names[0]
+        key = tuner.key(q.device, q, rule.isolate)
+        entry = tuner.lookup(key)
+        if entry is None or entry["choice"] not in names:
+            if torch.compiler.is_compiling():  # no timing inside a traced graph: the default
+                return names[0]
+            entry = tuner.choose(key, {n: functools.partial(self._run, n, q, k, v, rule) for n in names}, q.device)
+            for loser in names:  # only the winner's masks/plans stay on the device
+                if loser != entry["choice"]:
+                    self._masks.pop((rule, q.dtype, loser), None)
+            source = f"measured now, kept in {tuner.path or 'memory'}"
+        else:
+            source = f"measured earlier, from {tuner.path}"
+        lo, hi = bucket_bounds(length_bucket(q.shape[2]))
+        kind = "isolation" if rule.isolate else "base"
+        times = ", ".join(f"{n} {t:.3g} ms" for n, t in entry["ms"].items())
+        _log_once(
+            ("auto", key),
+            "Seg2Any attention on %s: %s for %s layers at %d-%d tokens, batch %d (%s; %s)",
+            where, entry["choice"], kind, lo, hi, q.shape[0], times, source,
+        )  # fmt: skip
+        return entry["choice"]
 
     def mask_for(self, rule: MaskRule, dtype: torch.dtype, backend: str | None = None):
         """The per-rule state of ``backend`` (default: this kernel's): additive mask, dense bias,
@@ -209,7 +229,9 @@ class MaskedAttention:
 
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rule: MaskRule) -> torch.Tensor:
         """q, k, v: (B, H, L, D) with RoPE applied -> (B, H, L, D)."""
-        backend = self.backend_for(rule, q)
+        return self._run(self.backend_for(rule, q, k, v), q, k, v, rule)
+
+    def _run(self, backend: str, q, k, v, rule: MaskRule) -> torch.Tensor:
         if backend == "flex":
             try:
                 return self._flex_state()(q, k, v, rule)

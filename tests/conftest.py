@@ -63,6 +63,11 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    # measured attention choices ("auto" on CUDA) go to a file of this run, not the user's cache
+    if "SEG2ANY_TUNING_FILE" not in os.environ:
+        import tempfile
+
+        os.environ["SEG2ANY_TUNING_FILE"] = os.path.join(tempfile.mkdtemp(prefix="seg2any-tuning-"), "choices.json")
     for name, text in [
         ("comfyui", "needs a real ComfyUI at $COMFYUI_PATH"),
         ("gpu", "needs a CUDA device"),

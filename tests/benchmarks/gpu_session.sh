@@ -18,6 +18,8 @@ cd "$(dirname "$0")/../.."
 OUT=${OUT:-$PWD/out/gpu}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
+# "auto" times split against cuDNN SDPA once per size and kind of layer: its measurements come back too
+export SEG2ANY_TUNING_FILE=${SEG2ANY_TUNING_FILE:-$OUT/attention-choices.json}
 export COMFYUI_PATH=${COMFYUI_PATH:-$(ls -d "$PWD"/.device/ComfyUI-* 2>/dev/null | head -1)}
 BUDGET=${SEG2ANY_GPU_BUDGET:-480}
 if [ -n "${SEG2ANY_GPU_DRY:-}" ]; then

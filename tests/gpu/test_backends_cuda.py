@@ -3,14 +3,16 @@ head size (bf16, 4 heads x 128), and the backend "auto" picks on this GPU."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 import torch
 
-from seg2any.attention_kernels import MaskedAttention, auto_choice, flex_available
+from seg2any.attention_kernels import MaskedAttention, auto_candidates, flex_available
 from seg2any.attention_rules import MaskRule, SequencePlan, row_layout
 from seg2any.attention_split import varlen_usable
+from seg2any.attention_tuning import process_tuner
 from tests.support.attention_cases import pixel_masks, qkv, reference, rel_err
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -51,12 +53,25 @@ def test_batch_of_two_layouts_on_cuda(backend):
         assert rel_err(att(q, k, v, rule), reference(q, k, v, tags, rule)) < 1e-2
 
 
-def test_split_runs_on_varlen_and_auto_uses_it():
-    """On this GPU the split backend must run on the varlen flash kernel and pass its self-check,
-    so "auto" takes it for 1024 px layers; place mode and small sequences stay on cuDNN SDPA."""
+def test_auto_times_both_backends_on_this_gpu_and_stays_exact(tmp_path, monkeypatch):
+    """On this GPU split must run on the varlen flash kernel and pass its self-check, so "auto"
+    times it against cuDNN SDPA for base and isolation layers; place mode is not timed."""
     dev = torch.device("cuda")
     assert varlen_usable(dev, torch.bfloat16, 128), "torch.nn.attention.varlen missing: split falls back to per-piece calls"
     for rule in (MaskRule(False), MaskRule(True)):
-        name, why = auto_choice(rule, 5100, dev, torch.bfloat16, 128, True)
-        assert name == "split", why
-    assert auto_choice(MaskRule(True, 0.0, place=True), 5100, dev, torch.bfloat16, 128, True)[0] == "sdpa"
+        names, why = auto_candidates(rule, dev, torch.bfloat16, 128, True)
+        assert names == ["sdpa", "split"], why
+    assert auto_candidates(MaskRule(True, 0.0, place=True), dev, torch.bfloat16, 128, True)[0] == ["sdpa"]
+
+    path = tmp_path / "choices.json"
+    monkeypatch.setenv("SEG2ANY_TUNING_FILE", str(path))
+    plan = _plan("auto")
+    tags = plan.tags("cuda")
+    q, k, v = qkv(1, 4, plan.length, 128, seed=2, dtype=torch.bfloat16, device="cuda")
+    att = MaskedAttention(tags, "auto", contiguous=True)
+    for rule in RULES:
+        assert rel_err(att(q, k, v, rule), reference(q, k, v, tags, rule)) < 1e-2
+    assert process_tuner().measurements == 2
+    for key, entry in json.loads(path.read_text())["choices"].items():
+        print(key, entry)  # the measured figures, for the session log
+        assert set(entry["ms"]) == {"sdpa", "split"}
