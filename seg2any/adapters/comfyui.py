@@ -42,6 +42,8 @@ from ..batching import condition_inputs, kernel_for, layer_rules, pad_text, plan
 from ..conditioning import Seg2AnyConditioning
 from ..errors import LoraFormatError, ModelMismatchError
 from ..lora_format import ModelDims, Seg2AnyLora, adapter_state_dict, validate
+from ..trained_size import trained_size
+from .comfyui_demo import trained_resolution
 
 log = logging.getLogger("seg2any")
 
@@ -276,6 +278,7 @@ class Seg2AnyPatch:
     strength_cond: float
     backend: str
     process_in: object
+    trained_resolution: int | None = None  # a model that only draws near one size (the demo)
     _deltas_cpu: dict = field(default_factory=dict)
     _deltas_dev: dict = field(default_factory=dict)
     _kernels: dict = field(default_factory=dict)
@@ -339,11 +342,26 @@ class Seg2AnyPatch:
         per = bsz // n
         return [batch.infos[i // per] for i in range(bsz)]
 
+    def _check_trained_size(self, h: int, w: int):
+        """The demo model draws noise far from its trained size (variance explained ~0.01 at 512 px):
+        a stock KSampler with a latent of the layout's size must say so rather than draw it."""
+        res = self.trained_resolution
+        if not res or res * res / 2 <= h * w <= 2 * res * res:
+            return
+        th, tw = trained_size(h, w, res)
+        raise ModelMismatchError(
+            f"this model was trained at {res}x{res} px and draws only noise far from that size, but the latent is "
+            f"{w}x{h} px: use an Empty Latent Image of {tw}x{th} (the same aspect at the trained size), or the Seg2Any "
+            "Masked FLUX Sampler, which renders any layout at the trained size; 'Scale Image to Layout' after VAE "
+            "Decode brings the image back to the layout's size"
+        )
+
     def _prepare(self, flux: Flux, batch: Seg2AnyBatch, x, timestep, context, y, guidance, control) -> _Call:
         dims = flux_dims(flux)
         infos = self._rows(batch, x.shape[0])
         ps = flux.patch_size
         gh, gw = (x.shape[-2] + ps // 2) // ps, (x.shape[-1] + ps // 2) // ps
+        self._check_trained_size(x.shape[-2] * 8, x.shape[-1] * 8)
         for info in infos:
             info.check_image_size(x.shape[-2] * 8, x.shape[-1] * 8)
             if context.shape[1] % info.n_text or context.shape[1] < info.n_text:
@@ -587,7 +605,14 @@ def apply_seg2any(
         validate(lora, dims)
         if strength_default != 0:
             m.add_patches(default_patches(m, lora, dims), strength_default)
-    patch = Seg2AnyPatch(lora, strength_default, strength_cond, backend, model_patcher.model.latent_format.process_in)
+    patch = Seg2AnyPatch(
+        lora,
+        strength_default,
+        strength_cond,
+        backend,
+        model_patcher.model.latent_format.process_in,
+        trained_resolution(model_patcher),
+    )
     patch._deltas_cpu = cond_deltas(lora, dims, strength_default, strength_cond)
     m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, KEY, patch.diffusion_model)
     m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, KEY, patch.outer_sample)

@@ -133,3 +133,41 @@ def test_flux_models_are_not_resized(server):
     with Image.open(server.output_path(result["outputs"]["12"]["images"][0])) as im:
         assert im.size == (640, 480)
     assert server.tail(100000).count("trained at") == before
+
+
+def _ksampler_graph(seed: int, with_condition: bool) -> dict:
+    """The stock route: Seg2Any Conditioning's latent (the layout's size without a condition, the
+    condition's size with one) into KSampler with the demo model."""
+    g = {k: v for k, v in demo_graph(seed).items() if k in ("1", "2", "3", "4", "5")}
+    g["6"] = {
+        "class_type": "Seg2AnyConditioning",
+        "inputs": {"layout": ["4", 0], "mode": "hard", "shape_strength": 1.0, "isolation_blocks": "auto", "guidance": 1.0, "batch_size": 1},
+    }  # fmt: skip
+    if with_condition:
+        g["6"]["inputs"]["condition"] = ["5", 0]
+    else:
+        del g["5"]
+    g["7"] = {
+        "class_type": "KSampler",
+        "inputs": {"model": ["2", 0], "seed": seed, "steps": 2, "cfg": 1.0, "sampler_name": "euler", "scheduler": "simple",
+                   "positive": ["6", 0], "negative": ["6", 1], "latent_image": ["6", 2], "denoise": 1.0},
+    }  # fmt: skip
+    g["8"] = {"class_type": "VAEDecode", "inputs": {"samples": ["7", 0], "vae": ["1", 2]}}
+    g["9"] = {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "ksampler_demo"}}
+    return g
+
+
+def test_ksampler_route_refuses_a_latent_far_from_the_trained_size(server, layout_files):
+    """Without a condition the conditioning's latent has the layout's 640x480 px, where the demo
+    draws noise: the run stops with the size to use instead of drawing it."""
+    result = server.run(_ksampler_graph(3, with_condition=False))
+    assert result["status"] == "error", result
+    msg = result["errors"][0]["exception_message"]
+    assert "trained at 128x128 px" in msg and "the latent is 640x480 px" in msg, msg
+    assert "Empty Latent Image of 144x112" in msg and "Masked FLUX Sampler" in msg, msg
+
+    # with the demo VAE's condition, the latent is already at the trained size: the stock route runs
+    result = server.run(_ksampler_graph(3, with_condition=True))
+    assert result["status"] == "success", (result["errors"], server.tail())
+    with Image.open(server.output_path(result["outputs"]["9"]["images"][0])) as im:
+        assert im.size == (144, 112)
