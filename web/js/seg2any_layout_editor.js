@@ -25,6 +25,18 @@ function markModified() {
   app.extensionManager?.workflow?.activeWorkflow?.changeTracker?.checkState?.();
 }
 
+/** Vue-rendered nodes (Nodes 2.0) attach a DOM widget's element only when the widget's component
+ * mounts, and keep the component when a node is replaced by another with the same id in one go
+ * (graph.clear() then add, reopening a workflow over itself): the removed node's editor would stay
+ * on screen, cut off from the node that is saved and run. Put this node's editor in its place. */
+function replaceStaleVueEditor(node) {
+  const root = node.seg2anyEditor.root;
+  if (!window.LiteGraph?.vueNodesMode || node.graph !== app.canvas?.graph) return;
+  for (const old of document.querySelectorAll(`.s2a-editor[data-node-id="${node.id}"]`)) {
+    if (old !== root && old.closest(".lg-node")?.dataset.nodeId === String(node.id)) old.replaceWith(root);
+  }
+}
+
 window.seg2anyLayoutEditors ??= new Map(); // node id -> editor, for the browser tests and the console
 
 app.registerExtension({
@@ -83,6 +95,7 @@ app.registerExtension({
       const r = added?.apply(this, arguments);
       window.seg2anyLayoutEditors.set(this.id, this.seg2anyEditor);
       this.seg2anyEditor.root.dataset.nodeId = String(this.id);
+      replaceStaleVueEditor(this);
       return r;
     };
   },

@@ -34,6 +34,7 @@ export const MAX_SIDE = 4096;
 const DEFAULT_SIDE = 1024;
 const UNDO_DEPTH = 60;
 const MAX_VIEW_PIXELS = 8192;
+const ZOOM_STEP = 1.25; // per zoom button click or mouse wheel notch
 const TOOLS = [
   ["brush", "Brush", "B"],
   ["eraser", "Eraser", "E"],
@@ -99,9 +100,9 @@ export class LayoutEditor {
       { class: "s2a-bar" },
       el("button", { class: "s2a-undo", title: "Undo (Ctrl+Z)", text: "Undo", onclick: () => this.undo() }),
       el("button", { class: "s2a-redo", title: "Redo (Ctrl+Y / Ctrl+Shift+Z)", text: "Redo", onclick: () => this.redo() }),
-      el("button", { class: "s2a-zoom-out", title: "Zoom out", text: "−", onclick: () => this.setZoom(this.zoom / 1.25) }),
+      el("button", { class: "s2a-zoom-out", title: "Zoom out", text: "−", onclick: () => this.setZoom(this.zoom / ZOOM_STEP) }),
       this.zoomLabel,
-      el("button", { class: "s2a-zoom-in", title: "Zoom in (or Ctrl+wheel)", text: "+", onclick: () => this.setZoom(this.zoom * 1.25) }),
+      el("button", { class: "s2a-zoom-in", title: "Zoom in (or Ctrl+wheel)", text: "+", onclick: () => this.setZoom(this.zoom * ZOOM_STEP) }),
       el("button", { class: "s2a-zoom-fit", title: "Fit the canvas", text: "Fit", onclick: () => this.setZoom(1) }),
       el("label", { class: "s2a-lbl", text: "W" }),
       this.widthInput,
@@ -168,6 +169,7 @@ export class LayoutEditor {
     );
     this.bindCanvas();
     this.bindKeys();
+    this.bindPointerIsolation();
     this.bindDrop();
     new ResizeObserver(() => requestAnimationFrame(() => this.layoutView())).observe(this.stage);
     this.setTool("brush");
@@ -187,16 +189,32 @@ export class LayoutEditor {
       e.stopPropagation();
       if (this.tool === "polygon") this.closePolygon();
     });
+    // Vue-rendered nodes forward every wheel event over a node to the graph (zoom) unless the
+    // target sits inside [data-capture-wheel]: the canvas and the entity list scroll themselves.
+    this.stage.dataset.captureWheel = "true";
+    this.rows.dataset.captureWheel = "true";
     this.stage.addEventListener(
       "wheel",
       (e) => {
         if (!(e.ctrlKey || e.metaKey)) return; // plain wheel scrolls the stage
         e.preventDefault();
         e.stopPropagation();
-        this.setZoom(this.zoom * (e.deltaY < 0 ? 1.25 : 0.8));
+        // one mouse notch (100 px) = one 1.25 step; a trackpad pinch sends small deltas: smaller steps
+        const notches = e.deltaMode === 0 ? -e.deltaY / 100 : -Math.sign(e.deltaY);
+        this.setZoom(this.zoom * ZOOM_STEP ** Math.max(-1, Math.min(1, notches)), { x: e.clientX, y: e.clientY });
       },
       { passive: false },
     );
+  }
+
+  /** A Vue-rendered node ("Nodes 2.0") starts dragging itself on any left-button drag that reaches
+   * it; inside the editor a drag paints, moves a slider or selects text, so it stops here. (Canvas
+   * nodes hit-test on the graph canvas, which never sees the editor's events.) */
+  bindPointerIsolation() {
+    const stop = (e) => {
+      if (window.LiteGraph?.vueNodesMode) e.stopPropagation();
+    };
+    for (const type of ["pointerdown", "pointermove", "pointerup"]) this.root.addEventListener(type, stop);
   }
 
   bindKeys() {
@@ -265,13 +283,26 @@ export class LayoutEditor {
     return Math.min(sw / this.w, sh / this.h);
   }
 
-  setZoom(z) {
+  /** Zoom to z (1 = fit) about a client point `at` (default: the stage's centre): the layout pixel
+   * under it stays where it is on screen, as in image editors. Along an axis where the whole canvas
+   * fits the stage there is nothing to scroll, so the canvas stays centred there. */
+  setZoom(z, at = null) {
     const fit = this.fitScale();
     const maxZ = Math.max(1, MAX_VIEW_PIXELS / (Math.max(this.w, this.h) * fit));
+    const before = this.view.getBoundingClientRect();
+    const st = this.stage.getBoundingClientRect();
+    const p = at || { x: st.left + st.width / 2, y: st.top + st.height / 2 };
+    const u = (p.x - before.left) / before.width; // the anchored point, as a fraction of the layout
+    const v = (p.y - before.top) / before.height;
     this.zoom = Math.min(maxZ, Math.max(0.25, z));
     if (Math.abs(this.zoom - 1) < 1e-3) this.zoom = 1;
     this.zoomLabel.textContent = this.zoom === 1 ? "fit" : `${Math.round(this.zoom * 100)}%`;
     this.layoutView();
+    const after = this.view.getBoundingClientRect();
+    if (!(before.width > 0 && before.height > 0 && after.width > 0)) return; // not on screen
+    const k = after.width / this.view.offsetWidth || 1; // client px per CSS px (the graph's zoom, Vue nodes)
+    this.stage.scrollLeft += (after.left + u * after.width - p.x) / k;
+    this.stage.scrollTop += (after.top + v * after.height - p.y) / k;
   }
 
   layoutView() {

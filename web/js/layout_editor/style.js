@@ -5,6 +5,12 @@ export const STYLE = `
 .s2a-editor { box-sizing: border-box; display: flex; flex-direction: column; gap: 4px; width: 100%; height: 100%;
   padding: 4px; font: 12px sans-serif; color: var(--input-text, #ddd); background: var(--comfy-menu-bg, #202020);
   border-radius: 6px; overflow: hidden; }
+/* Vue-rendered nodes ("Nodes 2.0") lay widgets out in a grid whose rows fit their content; only
+   text areas get a row that grows with the node. Give the editor's row the node's height too, so the
+   canvas fills the node as it does on the classic canvas instead of shrinking to its minimum. */
+.lg-node-widgets:has(.s2a-editor) { grid-template-rows: auto !important; }
+.lg-node-widget > :has(> .s2a-editor) { display: flex; flex-direction: column; min-height: 560px; }
+.lg-node-widget .s2a-editor { flex: 1 1 auto; height: auto; min-height: 0; }
 .s2a-editor.s2a-drop { outline: 2px dashed #4af; }
 .s2a-editor button { font: 12px sans-serif; padding: 2px 6px; border-radius: 4px; cursor: pointer;
   border: 1px solid var(--border-color, #555); background: var(--comfy-input-bg, #333); color: inherit; }
