@@ -138,7 +138,11 @@ def show_node(page, nid):
     chrome = page.chrome_rects()
     left = max([r["rect"][0] + r["rect"][2] for r in chrome["side bar"]] + [0]) + 30
     top = max([r["rect"][1] + r["rect"][3] for r in chrome["top bar"]] + [0]) + 50
-    height = page.js("return app.graph.getNodeById(arguments[0]).size[1] + 40;", nid)
+    height = page.js(  # a Vue-rendered node (Nodes 2.0) can be drawn larger than node.size: its auto-scaled layout
+        """const el = document.querySelector(`.lg-node[data-node-id="${arguments[0]}"]`);
+        return el ? el.getBoundingClientRect().height / app.canvas.ds.scale + 10 : app.graph.getNodeById(arguments[0]).size[1] + 40;""",
+        nid,
+    )
     scale = min(0.9, (page.view()["viewport"][1] - top - 10) / height)
     page.js(
         """const n = app.graph.getNodeById(arguments[0]), c = app.canvas, r = c.canvas.getBoundingClientRect();

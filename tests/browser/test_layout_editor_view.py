@@ -16,6 +16,7 @@ from tests.support.workflows import example_path
 
 pytest.importorskip("selenium")
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.actions.action_builder import ActionBuilder  # noqa: E402
 from selenium.webdriver.common.actions.wheel_input import ScrollOrigin  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -229,13 +230,26 @@ def layout_xy_under(view, at, size):
     return ((at[0] - view[0]) / view[2] * size[0], (at[1] - view[1]) / view[3] * size[1])
 
 
+def click_at(page, at):
+    """A real left click at client point `at`."""
+    ab = ActionBuilder(page.driver)
+    ab.pointer_action.move_to_location(int(at[0]), int(at[1])).click()
+    ab.perform()
+    page.settle()
+
+
 def test_wheel_zoom_keeps_the_pixel_under_the_pointer(any_nodes):
     page = any_nodes
     mode = "vue" if page.js("return !!LiteGraph.vueNodesMode;") else "classic"
     ed = add_editor(page)
+    page.wait_stable()  # switching to Vue nodes can rescale the graph's layout (Comfy.VueNodes.AutoScaleLayout)
+    show_node(page, ed.id)
     assert shows_its_own_editor(page, ed.id)
     size = (640, 480)
     ed.set_size(*size)
+    ed.add("a marker")  # a brush dot under the pointer before each zoom shows where that pixel went
+    ed.tool("brush")
+    marker = ed.summary()["entities"][0]["colour"]
     for _ in range(2):  # zoomed in so the canvas overflows the stage both ways: it can scroll
         ed.q(".s2a-zoom-in").click()
     page.js("const s = arguments[0]; s.scrollLeft = s.scrollWidth / 5; s.scrollTop = s.scrollHeight / 4;", ed.q(".s2a-stage"))
@@ -243,23 +257,30 @@ def test_wheel_zoom_keeps_the_pixel_under_the_pointer(any_nodes):
     page.screenshot(f"{mode}-zoomed-twice")
     stage = rect(page, ed.q(".s2a-stage"))
     graph_zoom = page.js("return app.canvas.ds.scale;")
+    painted = np.zeros(size[::-1], bool)
     for k, (fx, fy, notches) in enumerate([(0.3, 0.6, 1), (0.7, 0.25, 1), (0.55, 0.7, -1)]):
-        at = (stage[0] + fx * stage[2], stage[1] + fy * stage[3])
+        at = (round(stage[0] + fx * stage[2]), round(stage[1] + fy * stage[3]))
+        click_at(page, at)
+        dot = (colour_map(ed.document()) == marker) & ~painted
+        painted |= dot
+        ys, xs = np.nonzero(dot)
+        centre = (xs.mean() + 0.5, ys.mean() + 0.5)  # the layout point the editor painted under the pointer
         before = rect(page, ed.q(".s2a-view"))
+        assert np.hypot(*np.subtract(layout_xy_under(before, at, size), centre)) < 1.0, (centre, before, at)
         zoom = page.js(f"return window.seg2anyLayoutEditors.get({ed.id}).zoom;")
         wheel_zoom(page, at, notches)
         after = rect(page, ed.q(".s2a-view"))
+        page.screenshot(f"{mode}-wheel-{k}-dot-still-under-the-pointer")
         factor = 1.25**notches
         # the canvas grew (shrank) by one step; the graph itself did not zoom
         assert abs(after[2] / before[2] - factor) < 0.01 and abs(after[3] / before[3] - factor) < 0.01, (before, after)
         assert page.js(f"return window.seg2anyLayoutEditors.get({ed.id}).zoom;") == pytest.approx(zoom * factor)
         assert page.js("return app.canvas.ds.scale;") == graph_zoom
-        # the layout pixel under the pointer is still under it: the canvas scaled by the factor about
-        # the pointer, within a screen pixel
+        # the canvas scaled by the factor about the pointer (within a screen pixel) ...
         want_left = at[0] - (at[0] - before[0]) * factor
         want_top = at[1] - (at[1] - before[1]) * factor
-        assert abs(after[0] - want_left) <= 1.5 and abs(after[1] - want_top) <= 1.5, (at, before, after)
-        a, b = layout_xy_under(before, at, size), layout_xy_under(after, at, size)
+        assert abs(after[0] - want_left) <= 1.0 and abs(after[1] - want_top) <= 1.0, (at, before, after)
+        # ... so the painted dot's centre is still under the pointer
         px = after[2] / size[0]  # screen px per layout px
-        assert abs(a[0] - b[0]) * px <= 1.5 and abs(a[1] - b[1]) * px <= 1.5, (a, b)
-        page.screenshot(f"{mode}-wheel-{k}")
+        off = np.subtract(layout_xy_under(after, at, size), centre) * px
+        assert np.hypot(*off) <= 1.5, (off, centre, at, before, after)
