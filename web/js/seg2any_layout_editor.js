@@ -26,9 +26,9 @@ function markModified() {
 }
 
 /** Vue-rendered nodes (Nodes 2.0) attach a DOM widget's element only when the widget's component
- * mounts, and keep the component when a node is replaced by another with the same id in one go
- * (graph.clear() then add, reopening a workflow over itself): the removed node's editor would stay
- * on screen, cut off from the node that is saved and run. Put this node's editor in its place. */
+ * mounts, and keep the component when a node is replaced by another with the same id in one task
+ * (e.g. graph.clear() then add, as a script may do): the removed node's editor would stay on
+ * screen, cut off from the node that is saved and run. Put this node's editor in its place. */
 function replaceStaleVueEditor(node) {
   const root = node.seg2anyEditor.root;
   if (!window.LiteGraph?.vueNodesMode || node.graph !== app.canvas?.graph) return;
