@@ -19,13 +19,16 @@ from tests.support.workflows import EXAMPLE_NAMES, build_ui, sampler_settings
 
 # Room each node gets (width, body height without the title bar): at least what both frontends
 # (1.27.10, 1.35.9) give a freshly added node, measured in the browser tier, more where text or an
-# image must be readable. The browser tier checks the result in the live frontend.
+# image must be readable. Nodes 2.0 (Vue nodes, setting Comfy.VueNodes.Enabled in 1.35) scales a
+# classic workflow's positions and sizes by 1.2 on opening (ensureCorrectLayoutScale), then grows
+# a node whose drawn content needs more: these heights also hold that content, (drawn height -
+# title) / 1.2 measured in 1.35.9, so the gaps between nodes stay gaps in both modes.
 SIZES = {
-    "UNETLoader": (320, 90),
-    "DualCLIPLoader": (320, 140),
-    "VAELoader": (320, 64),
-    "Seg2AnyDemoModelLoader": (320, 70),
-    "Seg2AnyLoadLoRA": (360, 140),
+    "UNETLoader": (320, 98),
+    "DualCLIPLoader": (320, 156),
+    "VAELoader": (320, 70),
+    "Seg2AnyDemoModelLoader": (320, 80),
+    "Seg2AnyLoadLoRA": (360, 151),
     "Seg2AnyLoadLayout": (380, 110),
     "Seg2AnyLayoutEditor": (600, 900),
     "LoadImage": (320, 400),
@@ -35,12 +38,16 @@ SIZES = {
     "Seg2AnyEntityContourEncoder": (360, 130),
     "PreviewImage": (360, 380),
     "Seg2AnyMaskedFluxSampler": (360, 350),
-    "VAEDecode": (200, 50),
+    "VAEDecode": (200, 60),
     "Seg2AnyScaleToLayout": (300, 80),
     "SaveImage": (480, 520),
     "Seg2AnyLayoutPreview": (780, 520),  # picture + legend panel (about 1.8:1) at a readable scale
     "note": (420, 330),
 }
+# A Markdown note drawn as a Vue node grows to show all its text (the classic note scrolls): the
+# longer notes get the body height their text needs there, (drawn height - title) / 1.2 measured
+# in 1.35.9 at width 420 (545 px drawn for the FLUX note + one more section), plus some room.
+LONG_NOTE = (420, 470)
 TITLE_H = 30  # LiteGraph.NODE_TITLE_HEIGHT in both frontends: the title bar sits above pos
 GAP_X, GAP_Y = 70, 50  # room for links, slot labels and the node-source badge above a title
 # Opening view: scale 0.75, and the first row/column clear of the tab bar (1.35: canvas area from
@@ -154,9 +161,15 @@ def back_half(vae_src, model_src, caption_prefix: str, settings: dict, scale: in
     ]
 
 
-def flux_workflow(layout_column: list[dict], builder_links: dict, prefix: str, seed: int, note: str, global_prompt=""):
+def read_me(text: str, size=SIZES["note"]) -> dict:
+    return {"note": True, "title": "Read me", "text": text, "size": list(size)}
+
+
+def flux_workflow(
+    layout_column: list[dict], builder_links: dict, prefix: str, seed: int, note: str, global_prompt="", note_size=SIZES["note"]
+):
     cols = [
-        [{"note": True, "title": "Read me", "text": note}, *flux_loaders()],
+        [read_me(note, note_size), *flux_loaders()],
         [lora((1, 0)), *layout_column],
         [builder((2, 0), builder_links, global_prompt), report()],
         *back_half((3, 0), (4, 0), prefix, sampler_settings(seed, 28, 3.5), 2),
@@ -192,7 +205,7 @@ def mask_editor_workflow():
         "one size. For many entities the **Layout Editor (Seg2Any)** node is quicker."
     )
     cols = [
-        [{"note": True, "title": "Read me", "text": note}, *flux_loaders(), lora((1, 0))],
+        [read_me(note, LONG_NOTE), *flux_loaders(), lora((1, 0))],
         images,
         entities,
         [builder((2, 0), {"entities": (prev, 0)}, PAINTED_CAPTION), report()],
@@ -228,7 +241,9 @@ def layout_editor_workflow():
         "fill, rectangle, ellipse or polygon, type its prompt (the token count updates as you type). Import an official "
         "PNG + JSON pair by file or drag and drop; export the same. The layout is saved inside this workflow."
     )
-    return flux_workflow([editor], {"segmentation": (5, 0), "segments": (5, 1)}, "seg2any_layout_editor", 7, note)
+    return flux_workflow(
+        [editor], {"segmentation": (5, 0), "segments": (5, 1)}, "seg2any_layout_editor", 7, note, note_size=LONG_NOTE
+    )
 
 
 DEMO_NOTE = (
@@ -243,7 +258,7 @@ DEMO_NOTE = (
 def demo_workflow():
     load = {"id": 5, "type": "Seg2AnyLoadLayout", "widgets": {"layout_json": "examples/demo_shapes.json"}}
     cols = [
-        [{"note": True, "title": "Read me", "text": DEMO_NOTE, "size": [420, 260]}, {"id": 1, "type": "Seg2AnyDemoModelLoader"}],
+        [read_me(DEMO_NOTE, (420, 260)), {"id": 1, "type": "Seg2AnyDemoModelLoader"}],
         [lora((1, 0), "seg2any_demo_lora/"), load],
         [builder((1, 1), {"segmentation": (5, 0), "segments": (5, 1)}), report()],
         *back_half((1, 2), (4, 0), "seg2any_demo", sampler_settings(3, 20, 1.0), 1, scale_back=True),
