@@ -54,10 +54,8 @@ def check_drawn(page, wf, name, shot) -> None:
     assert sorted(b["id"] for b in boxes) == ids, f"{name}: drawn node elements {boxes} for nodes {ids} (see {shot})"
     empty = [f"{b['title']} (#{b['id']})" for b in boxes if b["box"][2] <= 0 or b["box"][3] <= 0]
     assert not empty, f"{name}: nodes not drawn: {empty} (see {shot})"
-    overlaps = page.overlaps(boxes)
-    assert not overlaps, f"{name} in Vue nodes: " + "; ".join(overlaps) + f" (see {shot})"
-    hidden = page.under_chrome(boxes)
-    assert not hidden, f"{name} in Vue nodes: " + "; ".join(hidden) + f" (see {shot})"
+    problems = page.overlaps(boxes) + page.under_chrome(boxes)
+    assert not problems, f"{name} in Vue nodes: " + "; ".join(problems) + f" (see {shot})"
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[os.path.basename(p)[:-5] for p in EXAMPLES])
