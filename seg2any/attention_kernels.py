@@ -190,7 +190,7 @@ class MaskedAttention:
                     self._masks.pop((rule, q.dtype, loser), None)
             source = f"measured now, kept in {tuner.path or 'memory'}"
         else:
-            source = f"measured earlier, from {tuner.path}"
+            source = f"measured earlier, from {tuner.path or 'memory'}"
         lo, hi = bucket_bounds(length_bucket(q.shape[2]))
         kind = "isolation" if rule.isolate else "base"
         times = ", ".join(f"{n} {t:.3g} ms" for n, t in entry["ms"].items())
