@@ -73,8 +73,9 @@ def _sync(device: torch.device):
         torch.cuda.synchronize(device)
 
 
-def median_ms(fn: Callable[[], object], device: torch.device, warmup: int = 1, repeat: int = 3) -> float:
-    """Median wall time of ``fn`` in ms after ``warmup`` calls (the first builds masks/plans)."""
+def wall_times(fn: Callable[[], object], device: torch.device, warmup: int = 1, repeat: int = 3) -> list[float]:
+    """Seconds per call of ``fn`` (device synchronised around each) after ``warmup`` calls (the
+    first builds masks/plans); the benchmarks time with this too."""
     for _ in range(warmup):
         fn()
     times = []
@@ -83,8 +84,13 @@ def median_ms(fn: Callable[[], object], device: torch.device, warmup: int = 1, r
         t0 = time.perf_counter()
         fn()
         _sync(device)
-        times.append((time.perf_counter() - t0) * 1e3)
-    return sorted(times)[len(times) // 2]
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def median_ms(fn: Callable[[], object], device: torch.device, warmup: int = 1, repeat: int = 3) -> float:
+    times = sorted(wall_times(fn, device, warmup, repeat))
+    return times[len(times) // 2] * 1e3
 
 
 class BackendTuner:

@@ -361,9 +361,10 @@ class Seg2AnyPatch:
         infos = self._rows(batch, x.shape[0])
         ps = flux.patch_size
         gh, gw = (x.shape[-2] + ps // 2) // ps, (x.shape[-1] + ps // 2) // ps
-        self._check_trained_size(x.shape[-2] * 8, x.shape[-1] * 8)
+        h, w = x.shape[-2] * 8, x.shape[-1] * 8
+        self._check_trained_size(h, w)
         for info in infos:
-            info.check_image_size(x.shape[-2] * 8, x.shape[-1] * 8)
+            info.check_image_size(h, w)
             if context.shape[1] % info.n_text or context.shape[1] < info.n_text:
                 raise ModelMismatchError(
                     f"the conditioning has {context.shape[1]} text tokens but its Seg2Any layout accounts for "

@@ -76,17 +76,9 @@ def grid_layout(size: int, n: int):
 
 
 def timed(fn, warmup, repeat, cuda):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        if cuda:
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
+    from seg2any.attention_tuning import wall_times
+
+    times = wall_times(fn, torch.device("cuda" if cuda else "cpu"), warmup, repeat)
     return statistics.median(times), min(times), max(times)
 
 
