@@ -48,6 +48,10 @@ def _swap_halves(t: torch.Tensor) -> torch.Tensor:
     return torch.cat([b, a], dim=0)
 
 
+def _norm_scale(key: str) -> str:
+    return key[: -len(".weight")] + ".scale" if key.endswith("_norm.weight") else key
+
+
 def diffusers_to_comfy(sd: dict[str, torch.Tensor], dims: ModelDims) -> dict[str, torch.Tensor]:
     """diffusers FluxTransformer2DModel state dict -> ComfyUI Flux state dict."""
     out: dict[str, torch.Tensor] = {}
@@ -78,7 +82,12 @@ def diffusers_to_comfy(sd: dict[str, torch.Tensor], dims: ModelDims) -> dict[str
 
 
 def comfy_to_diffusers(sd: dict[str, torch.Tensor], dims: ModelDims) -> dict[str, torch.Tensor]:
-    """The inverse of :func:`diffusers_to_comfy`."""
+    """The inverse of :func:`diffusers_to_comfy`.
+
+    Accepts QK-norms as ``.scale`` (BFL checkpoints, ComfyUI before 0.17) or ``.weight`` (what
+    ComfyUI 0.17 and later name them in memory and save).
+    """
+    sd = {_norm_scale(k): v for k, v in sd.items()}
     h, m = dims.hidden, dims.mlp_hidden
     out: dict[str, torch.Tensor] = {}
     for end in ("weight", "bias"):

@@ -43,6 +43,7 @@ from ..conditioning import Seg2AnyConditioning
 from ..errors import LoraFormatError, ModelMismatchError
 from ..lora_format import ModelDims, Seg2AnyLora, adapter_state_dict, validate
 from ..trained_size import trained_size
+from .comfyui_compat import FluxInternals, flux_internals
 from .comfyui_demo import trained_resolution
 
 log = logging.getLogger("seg2any")
@@ -278,6 +279,7 @@ class Seg2AnyPatch:
     strength_cond: float
     backend: str
     process_in: object
+    internals: FluxInternals
     trained_resolution: int | None = None  # a model that only draws near one size (the demo)
     _deltas_cpu: dict = field(default_factory=dict)
     _deltas_dev: dict = field(default_factory=dict)
@@ -457,7 +459,7 @@ class Seg2AnyPatch:
             kw = {}
             vec = a["vec"]
             if c:
-                vec = _two_vectors(vec, call.vec0)
+                vec = self.internals.two_vectors(vec, call.vec0)
                 kw = {
                     "modulation_dims_img": [(0, n_img, 0), (n_img, n_img + c, 1)],
                     "modulation_dims_txt": [(0, a["txt"].shape[1], 0)],
@@ -491,7 +493,7 @@ class Seg2AnyPatch:
             kw = {}
             vec = a["vec"]
             if c:
-                vec = _two_vectors(vec, call.vec0)
+                vec = self.internals.two_vectors(vec, call.vec0)
                 kw = {"modulation_dims": [(0, t_img, 0), (t_img, t_img + c, 1)]}
             out = block(a["img"], vec=vec, pe=a["pe"], attn_mask=mask, transformer_options=a["transformer_options"], **kw)
             return {"img": out}
@@ -533,15 +535,6 @@ class Seg2AnyPatch:
                 h.remove()
 
 
-def _two_vectors(vec: torch.Tensor, vec0: torch.Tensor) -> torch.Tensor:
-    """(B, D) noisy-token and t = 0 vectors -> (B, 2, 1, D) for ``modulation_dims``.
-
-    The singleton axis makes ``apply_mod``'s ``m_mult[:, index]`` a (B, 1, D) tensor, which
-    broadcasts over tokens for any batch size (a (B, 2, D) vector only works for batch 1).
-    """
-    return torch.stack([vec, vec0.to(vec.dtype)], dim=1).unsqueeze(2)
-
-
 def _rows_hook(delta: _ModuleDelta, start: int):
     def hook(module, inputs, output):
         x = inputs[0]
@@ -552,12 +545,13 @@ def _rows_hook(delta: _ModuleDelta, start: int):
 
 
 def _mod_hook(delta: _ModuleDelta):
-    """Modulation Linears see silu(vec) of shape (B, 2, 1, D) when condition tokens are present;
-    index 1 is the t = 0 vector of the condition tokens."""
+    """Modulation Linears see silu(vec) stacked as (B, 2, ..., D) when condition tokens are present
+    (whichever layout :mod:`.comfyui_compat` measured); index 1 is the t = 0 vector of the
+    condition tokens."""
 
     def hook(module, inputs, output):
         x = inputs[0]
-        if x.ndim == 4 and x.shape[1] == 2:
+        if x.ndim >= 3 and x.shape[1] == 2:
             delta.apply(x[:, 1:], output[:, 1:])
         return output
 
@@ -597,6 +591,7 @@ def apply_seg2any(
 ):
     """Return a patched clone of ``model_patcher`` running the Seg2Any forward."""
     flux = flux_of(model_patcher)
+    internals = flux_internals()  # refuses an unrecognised ComfyUI before anything is sampled
     for t in (comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL,):
         if model_patcher.get_wrappers(t, KEY):
             raise ModelMismatchError("this MODEL already has a Seg2Any LoRA applied; load it once per model")
@@ -612,6 +607,7 @@ def apply_seg2any(
         strength_cond,
         backend,
         model_patcher.model.latent_format.process_in,
+        internals,
         trained_resolution(model_patcher),
     )
     patch._deltas_cpu = cond_deltas(lora, dims, strength_default, strength_cond)

@@ -54,7 +54,10 @@ def build_flux(params: dict, state_dict: dict | None = None, dtype=torch.float32
     """A ModelPatcher around ``model_base.Flux`` with ``params``, loaded from ``state_dict``.
 
     Without a state dict the weights stay as initialised (for benchmarks with random weights).
-    Missing or unexpected keys raise: a partially loaded model would be garbage.
+    The state dict is in checkpoint names (BFL's, QK-norms ``.scale``); ComfyUI's own
+    ``process_unet_state_dict`` renames them for its modules, as its UNETLoader does (0.17 and
+    later name QK-norms ``.weight``). Missing or unexpected keys raise: a partially loaded model
+    would be garbage.
     """
     cfg = dict(params)
     cfg["image_model"] = "flux"
@@ -65,7 +68,7 @@ def build_flux(params: dict, state_dict: dict | None = None, dtype=torch.float32
     model = model_config.get_model({})
     if state_dict is not None:
         dm = model.diffusion_model
-        missing, unexpected = dm.load_state_dict(_strip(state_dict), strict=False)
+        missing, unexpected = dm.load_state_dict(model_config.process_unet_state_dict(_strip(state_dict)), strict=False)
         if missing or unexpected:
             raise ValueError(f"FLUX state dict does not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
     load = comfy.model_management.get_torch_device()

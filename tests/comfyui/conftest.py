@@ -36,13 +36,13 @@ if HAVE_COMFY:
     from seg2any.contour import entity_contour_map
     from seg2any.layout import layout_from_masks
     from tests.support.reference_forward import RefSample
-    from tests.support.tiny_flux import TINY, random_flux_sd
+    from tests.support.tiny_flux import TINY, checkpoint_shapes, random_flux_sd
 
     @pytest.fixture(scope="session")
     def tiny():
         """(params, comfy state dict) of a tiny random FLUX built from ComfyUI's own classes."""
         p = flux_params(**TINY)
-        shapes = {k: v.shape for k, v in build_flux(p).model.diffusion_model.state_dict().items()}
+        shapes = checkpoint_shapes(build_flux(p))
         return p, random_flux_sd(shapes, seed=0)
 
     def make_info(

@@ -20,7 +20,7 @@ from seg2any.lora_format import Seg2AnyLora, write_checkpoint
 from tests.conftest import COMFYUI_PATH
 from tests.support.comfy_run import direct
 from tests.support.server import ComfyServer, clean
-from tests.support.tiny_flux import random_lora
+from tests.support.tiny_flux import checkpoint_shapes, random_lora
 from tests.support.workflows import sampler_settings
 
 WIDE = dict(depth=1, depth_single_blocks=1)
@@ -35,7 +35,7 @@ def _random(shape, g):
 def files(tmp_path_factory):
     base = str(tmp_path_factory.mktemp("wide-flux"))
     p = flux_params(**WIDE)
-    shapes = {k: v.shape for k, v in build_flux(p, dtype=torch.bfloat16).model.diffusion_model.state_dict().items()}
+    shapes = checkpoint_shapes(build_flux(p, dtype=torch.bfloat16))
     g = torch.Generator().manual_seed(0)
     bf16, fp8 = {}, {}
     for k, shape in shapes.items():

@@ -16,6 +16,22 @@ from seg2any.lora_format import LoraFactor, ModelDims, Seg2AnyLora, cond_targets
 TINY = dict(hidden_size=64, num_heads=2, axes_dim=[8, 12, 12], depth=2, depth_single_blocks=2, context_in_dim=32, vec_in_dim=16)
 
 
+def checkpoint_shapes(model_patcher) -> dict[str, torch.Size]:
+    """Parameter shapes of a ComfyUI FLUX under the names its checkpoints use (BFL's).
+
+    ComfyUI 0.17 and later build QK-norms as ``torch.nn.RMSNorm`` (``.weight``) and rename the
+    checkpoints' ``.scale`` on load; a test model must be written the way real files are.
+    """
+    dm = model_patcher.model.diffusion_model
+    shapes = {}
+    for path, module in dm.named_modules():
+        for name, p in module.named_parameters(recurse=False):
+            if isinstance(module, torch.nn.RMSNorm) and name == "weight":
+                name = "scale"
+            shapes[f"{path}.{name}" if path else name] = p.shape
+    return shapes
+
+
 def random_flux_sd(shapes: dict[str, torch.Size], seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     sd = {}
@@ -31,15 +47,25 @@ def random_flux_sd(shapes: dict[str, torch.Size], seed: int = 0) -> dict[str, to
 
 
 def comfy_to_diffusers(sd: dict[str, torch.Tensor], params: dict) -> dict[str, torch.Tensor]:
-    """ComfyUI FLUX state dict -> diffusers FluxTransformer2DModel names (unfused q/k/v)."""
+    """FLUX checkpoint -> diffusers FluxTransformer2DModel names (unfused q/k/v), by ComfyUI's maps.
+
+    The checkpoint goes through the running ComfyUI's own loader renaming first (its key map
+    speaks its module names), and only names a real diffusers FLUX has are kept: ComfyUI's map
+    also lists aliases for other trainers' files (LyCORIS ``ff.linear_in``, FLUX.2).
+    """
+    import comfy.supported_models
     import comfy.utils
 
+    sd = comfy.supported_models.Flux({"image_model": "flux"}).process_unet_state_dict(dict(sd))
     key_map = comfy.utils.flux_to_diffusers(
         {"depth": params["depth"], "depth_single_blocks": params["depth_single_blocks"], "hidden_size": params["hidden_size"]},
         output_prefix="",
     )
+    wanted = _diffusers_names(params)
     out = {}
     for dk, target in key_map.items():
+        if dk not in wanted:
+            continue
         if isinstance(target, str):
             if target in sd:
                 out[dk] = sd[target]
@@ -54,6 +80,15 @@ def comfy_to_diffusers(sd: dict[str, torch.Tensor], params: dict) -> dict[str, t
                 # ComfyUI's map is diffusers->comfy; the swap is its own inverse.
                 out[dk] = fn(sd[ck])
     return out
+
+
+def _diffusers_names(params: dict) -> set[str]:
+    from diffusers import FluxTransformer2DModel
+
+    from seg2any.adapters.diffusers_pipeline import flux_config_from_params
+
+    with torch.device("meta"):
+        return set(FluxTransformer2DModel(**flux_config_from_params(params)).state_dict())
 
 
 def random_lora(params: dict, rank: int = 4, seed: int = 1, scale_b: float = 0.05, with_cond: bool = True) -> Seg2AnyLora:

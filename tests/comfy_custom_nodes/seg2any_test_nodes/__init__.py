@@ -12,7 +12,7 @@ if ROOT not in sys.path:
 
 from seg2any.adapters.comfyui_demo import demo_clip  # noqa: E402
 from seg2any.adapters.comfyui_models import build_flux, build_vae, flux_params  # noqa: E402
-from tests.support.tiny_flux import TINY, random_flux_sd  # noqa: E402
+from tests.support.tiny_flux import TINY, checkpoint_shapes, random_flux_sd  # noqa: E402
 from tests.support.tiny_models import TINY_VAE, tiny_t5_config, tiny_t5_state_dict, tiny_vae_state_dict  # noqa: E402
 
 
@@ -27,7 +27,7 @@ class TinyFlux:
 
     def load(self, seed):
         p = flux_params(**TINY)
-        shapes = {k: v.shape for k, v in build_flux(p).model.diffusion_model.state_dict().items()}
+        shapes = checkpoint_shapes(build_flux(p))
         return (build_flux(p, random_flux_sd(shapes, seed=seed)),)
 
 
