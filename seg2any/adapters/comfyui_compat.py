@@ -122,26 +122,33 @@ def _block_problem(layout: str) -> str | None:
             )
             x = torch.cat([txt, img], dim=1)
             ref_x = single(x.clone(), vec=vec, pe=pe)
-            got_x = single(x.clone(), vec=two, pe=pe, modulation_dims=[(0, n_txt + n_img, 0), (n_txt + n_img, n_txt + n_img + c, 1)])
+            got_x = single(
+                x.clone(), vec=two, pe=pe, modulation_dims=[(0, n_txt + n_img, 0), (n_txt + n_img, n_txt + n_img + c, 1)]
+            )
     except (RuntimeError, TypeError) as e:
         return f"{type(e).__name__}: {e}"
-    for what, a, r in (("DoubleStreamBlock image", got_img, ref_img), ("DoubleStreamBlock text", got_txt, ref_txt), ("SingleStreamBlock", got_x, ref_x)):
+    for what, a, r in (
+        ("DoubleStreamBlock image", got_img, ref_img),
+        ("DoubleStreamBlock text", got_txt, ref_txt),
+        ("SingleStreamBlock", got_x, ref_x),
+    ):
         if a.shape != r.shape or not torch.allclose(a, r, atol=1e-5, rtol=1e-5):
             return f"{what} with modulation_dims differs from the same block without them"
     return None
 
 
-_SIGNATURES = {
-    "DoubleStreamBlock.forward": (flux_layers.DoubleStreamBlock.forward, ("modulation_dims_img", "modulation_dims_txt", "attn_mask", "transformer_options")),
-    "SingleStreamBlock.forward": (flux_layers.SingleStreamBlock.forward, ("modulation_dims", "attn_mask", "transformer_options")),
+_SIGNATURES = {  # looked up when checked, so a class patched at run time is what is checked
+    "DoubleStreamBlock.forward": ("modulation_dims_img", "modulation_dims_txt", "attn_mask", "transformer_options"),
+    "SingleStreamBlock.forward": ("modulation_dims", "attn_mask", "transformer_options"),
 }
 
 
 @functools.cache
 def flux_internals() -> FluxInternals:
     """Measure once per process; raise :class:`ModelMismatchError` naming what changed."""
-    for part, (fn, names) in _SIGNATURES.items():
-        params = inspect.signature(fn).parameters
+    for part, names in _SIGNATURES.items():
+        cls, method = part.split(".")
+        params = inspect.signature(getattr(getattr(flux_layers, cls), method)).parameters
         missing = [n for n in names if n not in params]
         if missing:
             raise _refuse(f"comfy.ldm.flux.layers.{part}", f"no parameter {', '.join(missing)}")
@@ -157,4 +164,6 @@ def flux_internals() -> FluxInternals:
         if problem is None:
             return FluxInternals(comfyui_version(), layout)
         problems[layout] = problem
-    raise _refuse("comfy.ldm.flux.layers Double/SingleStreamBlock modulation_dims", "; ".join(f"{k}: {v}" for k, v in problems.items()))
+    raise _refuse(
+        "comfy.ldm.flux.layers Double/SingleStreamBlock modulation_dims", "; ".join(f"{k}: {v}" for k, v in problems.items())
+    )

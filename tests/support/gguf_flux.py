@@ -61,7 +61,9 @@ def import_gguf_pack(pack_dir: str):
     name = "ComfyUI_GGUF_under_test"
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, os.path.join(pack_dir, "__init__.py"), submodule_search_locations=[pack_dir])
+    spec = importlib.util.spec_from_file_location(
+        name, os.path.join(pack_dir, "__init__.py"), submodule_search_locations=[pack_dir]
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)

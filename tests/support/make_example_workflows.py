@@ -82,25 +82,64 @@ def arrange(columns: list[list[dict]]) -> tuple[list[dict], list[dict]]:
     return nodes, notes
 
 
+# Where each model a FLUX.1-dev template needs comes from, declared on its loader node the way
+# ComfyUI's own templates do (properties.models: name, url, directory), so the frontend's
+# missing-models dialog tells the user what to download and where to put it.
+HF = "https://huggingface.co"
+FLUX_MODELS = {
+    "flux1-dev.safetensors": (f"{HF}/Comfy-Org/flux1-dev/resolve/main/flux1-dev.safetensors", "diffusion_models"),
+    "clip_l.safetensors": (f"{HF}/comfyanonymous/flux_text_encoders/resolve/main/clip_l.safetensors", "text_encoders"),
+    "t5xxl_fp16.safetensors": (f"{HF}/comfyanonymous/flux_text_encoders/resolve/main/t5xxl_fp16.safetensors", "text_encoders"),
+    "ae.safetensors": (f"{HF}/Comfy-Org/Lumina_Image_2.0_Repackaged/resolve/main/split_files/vae/ae.safetensors", "vae"),
+}
+SEG2ANY_REPO = f"{HF}/0xLDF/Seg2Any/resolve/main"
+
+
+def models(*names: str) -> list[dict]:
+    return [{"name": n, "url": FLUX_MODELS[n][0], "directory": FLUX_MODELS[n][1]} for n in names]
+
+
+def seg2any_models(checkpoint: str) -> list[dict]:
+    """The official checkpoint folder's two adapter files (the hub keeps them under <dataset>/seg2any/)."""
+    dataset, step = checkpoint.strip("/").split("/")
+    return [
+        {
+            "name": f"{checkpoint}{adapter}/pytorch_lora_weights.safetensors",
+            "url": f"{SEG2ANY_REPO}/{dataset}/seg2any/{step}/{adapter}/pytorch_lora_weights.safetensors",
+            "directory": "seg2any",
+        }
+        for adapter in ("default", "cond")
+    ]
+
+
 def flux_loaders():
     return [
-        {"id": 1, "type": "UNETLoader", "widgets": {"unet_name": "flux1-dev.safetensors", "weight_dtype": "default"}},
+        {
+            "id": 1,
+            "type": "UNETLoader",
+            "widgets": {"unet_name": "flux1-dev.safetensors", "weight_dtype": "default"},
+            "models": models("flux1-dev.safetensors"),
+        },
         {
             "id": 2,
             "type": "DualCLIPLoader",
             "widgets": {"clip_name1": "clip_l.safetensors", "clip_name2": "t5xxl_fp16.safetensors", "type": "flux"},
+            "models": models("clip_l.safetensors", "t5xxl_fp16.safetensors"),
         },
-        {"id": 3, "type": "VAELoader", "widgets": {"vae_name": "ae.safetensors"}},
+        {"id": 3, "type": "VAELoader", "widgets": {"vae_name": "ae.safetensors"}, "models": models("ae.safetensors")},
     ]
 
 
 def lora(model_src, checkpoint="sacap_1m/checkpoint-20000/"):
-    return {
+    node = {
         "id": 4,
         "type": "Seg2AnyLoadLoRA",
         "widgets": {"checkpoint": checkpoint, "strength_default": 1.0, "strength_cond": 1.0, "attention": "auto"},
         "links": {"model": model_src},
     }
+    if checkpoint.startswith("sacap_1m/"):  # the shipped demo LoRA needs no download
+        node["models"] = seg2any_models(checkpoint)
+    return node
 
 
 FLUX_NOTE = """## Seg2Any on FLUX.1-dev (needs a GPU)

@@ -160,7 +160,7 @@ def build_ui(spec: list[dict], object_info: dict, notes: list[dict] | None = Non
             "mode": 0,
             "inputs": inputs,
             "outputs": outputs,
-            "properties": {"Node name for S&R": n["type"]},
+            "properties": {"Node name for S&R": n["type"], **({"models": n["models"]} if "models" in n else {})},
             "widgets_values": values,
         }
         if "title" in n:
