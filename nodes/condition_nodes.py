@@ -10,12 +10,12 @@ from comfy_api.latest import io
 
 from seg2any.adapters.comfyui import attach
 from seg2any.adapters.comfyui_demo import trained_resolution
-from seg2any.attention_rules import MODES, isolation_layers
-from seg2any.condition_tokens import ConditionTokens, keep_mask_from_contour
-from seg2any.conditioning import EncodedLayout, EncodedText, Seg2AnyConditioning
-from seg2any.contour import entity_contour_map, generation_size
+from seg2any.attention.rules import MODES, isolation_layers
+from seg2any.conditioning.condition_tokens import ConditionTokens, keep_mask_from_contour
+from seg2any.conditioning.contour import entity_contour_map, generation_size
+from seg2any.conditioning.settings import EncodedLayout, EncodedText, Seg2AnyConditioning
 from seg2any.errors import ModelMismatchError
-from seg2any.trained_size import Fit, fit_layout
+from seg2any.sampling.trained_size import Fit, fit_layout
 
 from .types import CATEGORY, Condition
 from .types import Layout as LayoutType

@@ -1,7 +1,7 @@
 """The Layout Editor node (painted in the browser, stored in the workflow) and its token-count route.
 
 The painting itself happens in ``web/js/seg2any_layout_editor.js``; this node only decodes the
-document the widget stores (``seg2any.editor_document``) and hands on the official PNG + JSON pair,
+document the widget stores (``seg2any.layout.editor_document``) and hands on the official PNG + JSON pair,
 so the builder, preview and samplers see exactly what 'Load Seg2Any Layout' would give them.
 """
 
@@ -14,9 +14,9 @@ import os
 import torch
 from comfy_api.latest import io, ui
 
-from seg2any.editor_document import official_outputs, parse_document
-from seg2any.t5_tokens import T5Tokenizer
-from seg2any.token_request import MAX_BODY_BYTES, TokenRequestError, count_tokens
+from seg2any.conditioning.t5_tokens import T5Tokenizer
+from seg2any.conditioning.token_request import MAX_BODY_BYTES, TokenRequestError, count_tokens
+from seg2any.layout.editor_document import official_outputs, parse_document
 
 from .types import CATEGORY
 

@@ -12,11 +12,11 @@ import torch
 from comfy_api.latest import io, ui
 
 from seg2any.adapters.comfyui_text import encode_captions, encode_negative
-from seg2any.conditioning import EncodedLayout
+from seg2any.conditioning.settings import EncodedLayout
 from seg2any.errors import LayoutError
-from seg2any.layout import Entity, Layout, entity_label, layout_from_masks, layout_from_segmentation
-from seg2any.preview import render_layout
-from seg2any.token_grid import vanished_entities
+from seg2any.layout.layout import Entity, Layout, entity_label, layout_from_masks, layout_from_segmentation
+from seg2any.layout.preview import render_layout
+from seg2any.layout.token_grid import vanished_entities
 
 from .types import CATEGORY, Entities
 from .types import Layout as LayoutType

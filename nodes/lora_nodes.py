@@ -8,8 +8,8 @@ import folder_paths
 from comfy_api.latest import io
 
 from seg2any.adapters.comfyui import apply_seg2any
-from seg2any.attention_kernels import BACKENDS
-from seg2any.lora_format import ADAPTERS, FILE_NAME, header_keys, is_seg2any_keys, load_checkpoint
+from seg2any.attention.kernels import BACKENDS
+from seg2any.flux.lora_format import ADAPTERS, FILE_NAME, header_keys, is_seg2any_keys, load_checkpoint
 
 from .types import CATEGORY
 

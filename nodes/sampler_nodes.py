@@ -12,10 +12,10 @@ import latent_preview
 import torch
 from comfy_api.latest import io
 
-from seg2any.contour import generation_size
+from seg2any.conditioning.contour import generation_size
 from seg2any.errors import ModelMismatchError
-from seg2any.schedule import flux_shift_mu, official_sigmas
-from seg2any.trained_size import scale_images
+from seg2any.sampling.schedule import flux_shift_mu, official_sigmas
+from seg2any.sampling.trained_size import scale_images
 
 from .condition_nodes import attention_inputs, build_conditionings, fitted, image_size
 from .types import CATEGORY, Condition

@@ -36,13 +36,13 @@ import torch
 from comfy.ldm.flux.layers import timestep_embedding
 from comfy.ldm.flux.model import Flux
 
-from ..attention_kernels import MaskedAttention, resolve_backend
-from ..attention_rules import MaskRule, SequencePlan
-from ..batching import condition_inputs, kernel_for, layer_rules, pad_text, plan_rows
-from ..conditioning import Seg2AnyConditioning
+from ..attention.kernels import MaskedAttention, resolve_backend
+from ..attention.rules import MaskRule, SequencePlan
+from ..conditioning.batching import condition_inputs, kernel_for, layer_rules, pad_text, plan_rows
+from ..conditioning.settings import Seg2AnyConditioning
 from ..errors import LoraFormatError, ModelMismatchError
-from ..lora_format import ModelDims, Seg2AnyLora, adapter_state_dict, validate
-from ..trained_size import trained_size
+from ..flux.lora_format import ModelDims, Seg2AnyLora, adapter_state_dict, validate
+from ..sampling.trained_size import trained_size
 from .comfyui_demo import trained_resolution
 
 log = logging.getLogger("seg2any")
@@ -236,7 +236,7 @@ def default_patches(model_patcher, lora: Seg2AnyLora, dims: ModelDims) -> dict:
 
 
 def _unit(f):
-    from ..lora_format import LoraFactor
+    from ..flux.lora_format import LoraFactor
 
     return LoraFactor(f.down, f.up, 1.0)
 

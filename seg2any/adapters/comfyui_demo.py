@@ -18,7 +18,7 @@ import comfy.text_encoders.t5
 import torch
 from safetensors import safe_open
 
-from ..trained_size import DEMO_RESOLUTION
+from ..sampling.trained_size import DEMO_RESOLUTION
 from .comfyui_models import build_flux, build_vae, flux_params
 
 # Where a MODEL / VAE says it only works near one resolution: a model_options key (copied by every

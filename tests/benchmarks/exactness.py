@@ -10,7 +10,7 @@ import argparse
 
 import torch
 
-from seg2any.attention_kernels import MaskedAttention
+from seg2any.attention.kernels import MaskedAttention
 from tests.core.test_kernels import CASES, RULES
 from tests.support.attention_cases import plan_of, qkv, reference
 

@@ -61,7 +61,7 @@ def setup_comfy():
 
 def grid_layout(size: int, n: int):
     """n rectangles on a near-square grid with background gutters (like the badge example)."""
-    from seg2any.layout import layout_from_masks
+    from seg2any.layout.layout import layout_from_masks
 
     cols = int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))
@@ -76,7 +76,7 @@ def grid_layout(size: int, n: int):
 
 
 def timed(fn, warmup, repeat, cuda):
-    from seg2any.attention_tuning import wall_times
+    from seg2any.attention.tuning import wall_times
 
     times = wall_times(fn, torch.device("cuda" if cuda else "cpu"), warmup, repeat)
     return statistics.median(times), min(times), max(times)
@@ -124,9 +124,9 @@ class Bench:
         self.g = torch.tensor([3.5], device=self.dev)
 
     def info(self, size: int, n: int, mode: str = "hard", global_len: int = 60):
-        from seg2any.condition_tokens import ConditionTokens, keep_mask_from_contour
-        from seg2any.conditioning import Seg2AnyConditioning
-        from seg2any.contour import entity_contour_map
+        from seg2any.conditioning.condition_tokens import ConditionTokens, keep_mask_from_contour
+        from seg2any.conditioning.contour import entity_contour_map
+        from seg2any.conditioning.settings import Seg2AnyConditioning
 
         lay = grid_layout(size, n)
         keep = keep_mask_from_contour(entity_contour_map(lay.masks, size, size, 2))
@@ -171,8 +171,8 @@ def release(model):
 
 
 def step_table(bench: Bench, args):
-    from seg2any.attention_kernels import MaskedAttention, resolve_backend, sdpa_masked
-    from seg2any.attention_rules import MaskRule, SequencePlan
+    from seg2any.attention.kernels import MaskedAttention, resolve_backend, sdpa_masked
+    from seg2any.attention.rules import MaskRule, SequencePlan
 
     dev, cuda = bench.dev, bench.cuda
     rows = []

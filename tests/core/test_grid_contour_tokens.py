@@ -3,16 +3,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seg2any.condition_tokens import (
+from seg2any.conditioning.condition_tokens import (
     ConditionTokens,
     condition_positions,
     keep_mask_from_contour,
     pack_latents,
     unpack_latents,
 )
-from seg2any.contour import draw_contours, entity_contour_map, generation_size
+from seg2any.conditioning.contour import draw_contours, entity_contour_map, generation_size
 from seg2any.errors import ModelMismatchError
-from seg2any.token_grid import area_fractions, nearest_exact_index, token_masks, vanished_entities
+from seg2any.layout.token_grid import area_fractions, nearest_exact_index, token_masks, vanished_entities
 
 # ----------------------------------------------------------------------------------------------
 # token grid

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from seg2any.errors import LayoutError
-from seg2any.layout import Entity, Layout
+from seg2any.layout.layout import Entity, Layout
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from seg2any.errors import LayoutError
-from seg2any.layout import Entity, Layout, entity_label
+from seg2any.layout.layout import Entity, Layout, entity_label
 
 from .sample import Sample
 

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .errors import ModelMismatchError
+from ..errors import ModelMismatchError
 
 
 def draw_contours(masks: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .errors import LoraFormatError
+from ..errors import LoraFormatError
 
 ADAPTERS = ("default", "cond")
 FILE_NAME = "pytorch_lora_weights.safetensors"

@@ -1,6 +1,6 @@
 """Masked joint attention: one front (:class:`MaskedAttention`) over four exact backends.
 
-All read the same compact rules (:mod:`seg2any.attention_rules`); none materialises a per-head
+All read the same compact rules (:mod:`seg2any.attention.rules`); none materialises a per-head
 (B, H, L, L) tensor except ``dense``, the official baseline.
 
 * ``sdpa``: one additive mask per sample (B, 1, L, L) in the query dtype (0, -inf, log alpha),
@@ -8,13 +8,13 @@ All read the same compact rules (:mod:`seg2any.attention_rules`); none materiali
   attention first (then memory-efficient, then math): SDPA's default choice for a masked call
   is the memory-efficient kernel, 2.5x slower than cuDNN with the same mask on an H100. The mask
   must be in q's dtype: cuDNN silently misreads an fp32 mask with bf16 q.
-* ``split`` (:mod:`seg2any.attention_split`): dense pieces over entity-contiguous ranges merged by
+* ``split`` (:mod:`seg2any.attention.split`): dense pieces over entity-contiguous ranges merged by
   log-sum-exp, so masked pairs are never computed; "place" layers (per-pair bias) use ``sdpa``.
-* ``flex`` (:mod:`seg2any.attention_flex`): compiled FlexAttention, one graph per kind of rule.
+* ``flex`` (:mod:`seg2any.attention.flex`): compiled FlexAttention, one graph per kind of rule.
 * ``dense``: the official float bias for every pair, expanded over heads; benchmarks only.
 
 ``auto`` resolves per device: SDPA off CUDA; on CUDA, per kind of rule, the eligible backends
-(:func:`auto_candidates`) are timed once and the winner remembered (:mod:`seg2any.attention_tuning`).
+(:func:`auto_candidates`) are timed once and the winner remembered (:mod:`seg2any.attention.tuning`).
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .attention_flex import FLEX_BLOCK, FlexState, flex_available
-from .attention_rules import MaskRule, SequenceTags, dense_mask
-from .attention_split import SplitUnsupported, plan_split, run_split, varlen_usable
-from .attention_tuning import BackendTuner, bucket_bounds, device_name, length_bucket, process_tuner
+from .flex import FLEX_BLOCK, FlexState, flex_available
+from .rules import MaskRule, SequenceTags, dense_mask
+from .split import SplitUnsupported, plan_split, run_split, varlen_usable
+from .tuning import BackendTuner, bucket_bounds, device_name, length_bucket, process_tuner
 
 log = logging.getLogger("seg2any")
 
@@ -108,7 +108,7 @@ def split_selfcheck(device: torch.device, dtype: torch.dtype, head_dim: int) -> 
     """Once per process and device: split vs masked SDPA on a small overlapping layout."""
     import numpy as np
 
-    from .attention_rules import SequencePlan, row_layout
+    from .rules import SequencePlan, row_layout
 
     try:
         masks = np.zeros((3, 64, 64), bool)

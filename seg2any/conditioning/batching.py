@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import torch
 
-from .attention_kernels import MaskedAttention
-from .attention_rules import MaskRule, SequencePlan
-from .conditioning import Seg2AnyConditioning
-from .errors import ModelMismatchError
+from ..attention.kernels import MaskedAttention
+from ..attention.rules import MaskRule, SequencePlan
+from ..errors import ModelMismatchError
+from .settings import Seg2AnyConditioning
 
 FLEX_BUCKET = 128
 REORDERING = ("flex", "split", "auto")  # backends whose cost falls when each entity's tokens are contiguous
@@ -22,7 +22,7 @@ def plan_rows(
 ) -> tuple[SequencePlan, bool]:
     """(plan, trivial): trivial means no entity, no condition token and no padding, i.e. plain FLUX.
 
-    ``backend`` is resolved (:func:`~seg2any.attention_kernels.resolve_backend`); flex rounds L up to
+    ``backend`` is resolved (:func:`~seg2any.attention.kernels.resolve_backend`); flex rounds L up to
     whole tiles, and the block-skipping backends get entity-contiguous image tokens.
     """
     rows = [info.row(grid) for info in infos]

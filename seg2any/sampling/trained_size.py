@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .layout import Entity, Layout
-from .token_grid import nearest_exact_index, token_masks
+from ..layout.layout import Entity, Layout
+from ..layout.token_grid import nearest_exact_index, token_masks
 
 DEMO_RESOLUTION = 128  # training/experiment.py trains the demo on 128x128 synthetic shapes
 PATCH = 16  # pixels per FLUX image token (VAE /8, 2x2 packing)

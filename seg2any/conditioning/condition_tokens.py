@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .errors import ModelMismatchError
+from ..errors import ModelMismatchError
 
 
 def keep_mask_from_contour(contour: np.ndarray | torch.Tensor, patch: int = 16) -> np.ndarray:

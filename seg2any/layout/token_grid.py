@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ModelMismatchError
+from ..errors import ModelMismatchError
 
 
 def nearest_exact_index(src: int, dst: int) -> np.ndarray:

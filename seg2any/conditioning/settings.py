@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .attention_rules import MODES, MaskRule, RowLayout, isolation_layers, row_layout
+from ..attention.rules import MODES, MaskRule, RowLayout, isolation_layers, row_layout
+from ..errors import ModelMismatchError
+from ..layout.layout import Layout
 from .condition_tokens import ConditionTokens
-from .errors import ModelMismatchError
-from .layout import Layout
 from .t5_tokens import BudgetLine
 
 
