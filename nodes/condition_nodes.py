@@ -15,6 +15,7 @@ from seg2any.conditioning.condition_tokens import ConditionTokens, keep_mask_fro
 from seg2any.conditioning.contour import entity_contour_map, generation_size
 from seg2any.conditioning.settings import EncodedLayout, EncodedText, Seg2AnyConditioning
 from seg2any.errors import ModelMismatchError
+from seg2any.flux import spec
 from seg2any.sampling.trained_size import Fit, fit_layout
 
 from .types import CATEGORY, Condition
@@ -22,7 +23,10 @@ from .types import Layout as LayoutType
 
 log = logging.getLogger("seg2any")
 
-ISOLATION_TIP = "Joint blocks with attribute isolation: 'auto' = the official 19-37 for FLUX (first half of the single blocks), 'none', or 'A-B'"
+ISOLATION_TIP = (
+    "Joint blocks with attribute isolation: 'auto' = the official {}-{} for FLUX (first half of the single blocks), "
+    "'none', or 'A-B'".format(*spec.ISOLATION_BLOCKS)
+)
 
 
 def fitted(layout: EncodedLayout, model_or_vae) -> tuple[EncodedLayout, Fit | None]:
@@ -40,13 +44,21 @@ def encode_condition(vae, layout: EncodedLayout, cond_scale_factor: int) -> tupl
     lay = fitted(layout, vae)[0].layout
     h, w = generation_size(lay.height, lay.width, cond_scale_factor)
     if (h, w) != (lay.height, lay.width):
-        log.info("Seg2Any: %dx%d layout generates at %dx%d (multiple of %d)", lay.width, lay.height, w, h, 16 * cond_scale_factor)
+        log.info(
+            "Seg2Any: %dx%d layout generates at %dx%d (multiple of %d)",
+            lay.width,
+            lay.height,
+            w,
+            h,
+            spec.PIXELS_PER_TOKEN * cond_scale_factor,
+        )
     contour = entity_contour_map(lay.masks, h, w, cond_scale_factor)
     image = torch.from_numpy(contour.astype(np.float32) / 255.0)[None]
     latent = vae.encode(image)
-    if latent.ndim != 4 or latent.shape[1] != 16:
+    if latent.ndim != 4 or latent.shape[1] != spec.LATENT_CHANNELS:
         raise ModelMismatchError(
-            f"this VAE makes {latent.shape[1]}-channel latents; Seg2Any on FLUX needs the FLUX VAE (16 channels, ae.safetensors)"
+            f"this VAE makes {latent.shape[1]}-channel latents; Seg2Any on FLUX needs the FLUX VAE "
+            f"({spec.LATENT_CHANNELS} channels, ae.safetensors)"
         )
     keep = keep_mask_from_contour(contour)
     return ConditionTokens(latent.detach().float().cpu(), keep, cond_scale_factor, (h, w)), image
@@ -60,7 +72,9 @@ def build_conditionings(layout: EncodedLayout, condition, mode: str, shape_stren
         d = {"pooled_output": enc.pooled, "guidance": guidance}
         return attach([[enc.cond, d]], lambda i, t: info)
 
-    isolation_layers(isolation, 19, 38)  # syntax check now; the range is checked against the model at run time
+    isolation_layers(
+        isolation, spec.DOUBLE_BLOCKS, spec.SINGLE_BLOCKS
+    )  # syntax check now; the range is checked against the model at run time
     return one(layout.positive), one(layout.negative)
 
 
@@ -152,5 +166,5 @@ class ConditioningNode(io.ComfyNode):
     def execute(cls, layout, mode, shape_strength, isolation_blocks, guidance, batch_size, condition=None):
         pos, neg = build_conditionings(layout, condition, mode, shape_strength, isolation_blocks, guidance)
         h, w = image_size(layout, condition)
-        latent = torch.zeros((batch_size, 16, h // 8, w // 8))
+        latent = torch.zeros(spec.latent_shape(batch_size, h, w))
         return io.NodeOutput(pos, neg, {"samples": latent})

@@ -14,6 +14,7 @@ from comfy_api.latest import io
 
 from seg2any.conditioning.contour import generation_size
 from seg2any.errors import ModelMismatchError
+from seg2any.flux import spec
 from seg2any.sampling.schedule import flux_shift_mu, official_sigmas
 from seg2any.sampling.trained_size import scale_images
 
@@ -56,7 +57,7 @@ def with_flux_shift(model, width: int, height: int):
 
     m = model.clone()
     ms = ModelSamplingAdvanced(model.model.model_config)
-    ms.set_parameters(shift=flux_shift_mu((width // 16) * (height // 16)))
+    ms.set_parameters(shift=flux_shift_mu(spec.image_tokens(height, width)))
     m.add_object_patch("model_sampling", ms)
     return m
 
@@ -112,10 +113,10 @@ class MaskedFluxSampler(io.ComfyNode):
         layout = checked_layout(model, layout, condition)
         positive, negative = build_conditionings(layout, condition, mode, shape_strength, isolation_blocks, guidance)
         h, w = image_size(layout, condition)
-        latent = torch.zeros((batch_size, 16, h // 8, w // 8))
+        latent = torch.zeros(spec.latent_shape(batch_size, h, w))
         m = with_flux_shift(model, w, h)
         if scheduler == OFFICIAL:
-            sigmas = official_sigmas(steps, (h // 16) * (w // 16))
+            sigmas = official_sigmas(steps, spec.image_tokens(h, w))
         else:
             sigmas = comfy.samplers.calculate_sigmas(m.get_model_object("model_sampling"), scheduler, steps).cpu()
         noise = comfy.sample.prepare_noise(latent, seed)

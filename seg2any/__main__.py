@@ -73,10 +73,11 @@ def cmd_generate(a) -> int:
 def cmd_preview(a) -> int:
     from PIL import Image
 
+    from .flux import spec
     from .layout.preview import render_layout
 
     layout = _layout(a.layout, a.image)
-    Image.fromarray(render_layout(layout, grid=(layout.height // 16, layout.width // 16))).save(a.out)
+    Image.fromarray(render_layout(layout, grid=spec.token_grid(layout.height, layout.width))).save(a.out)
     print(f"wrote {a.out}")
     return 0
 

@@ -41,6 +41,7 @@ from ..attention.rules import MaskRule, SequencePlan
 from ..conditioning.batching import condition_inputs, kernel_for, layer_rules, pad_text, plan_rows
 from ..conditioning.settings import Seg2AnyConditioning
 from ..errors import LoraFormatError, ModelMismatchError
+from ..flux import spec
 from ..flux.lora_format import ModelDims, Seg2AnyLora, adapter_state_dict, validate
 from ..sampling.trained_size import trained_size
 from .comfyui_demo import trained_resolution
@@ -208,10 +209,9 @@ def cond_deltas(lora: Seg2AnyLora | None, dims: ModelDims, s_default: float, s_c
 
 def _image_branch(name: str) -> bool:
     """Modules condition tokens pass through (double-block image side, all single-block Linears)."""
-    if name.startswith("single_transformer_blocks."):
+    if name.startswith(spec.DIFFUSERS_SINGLE + "."):
         return True
-    suffix = name.split(".", 2)[-1]
-    return suffix in ("norm1.linear", "attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0", "ff.net.0.proj", "ff.net.2")
+    return name.split(".", 2)[-1] in spec.COND_DOUBLE_LINEARS
 
 
 def default_patches(model_patcher, lora: Seg2AnyLora, dims: ModelDims) -> dict:
@@ -361,7 +361,7 @@ class Seg2AnyPatch:
         infos = self._rows(batch, x.shape[0])
         ps = flux.patch_size
         gh, gw = (x.shape[-2] + ps // 2) // ps, (x.shape[-1] + ps // 2) // ps
-        h, w = x.shape[-2] * 8, x.shape[-1] * 8
+        h, w = x.shape[-2] * spec.VAE_FACTOR, x.shape[-1] * spec.VAE_FACTOR
         self._check_trained_size(h, w)
         for info in infos:
             info.check_image_size(h, w)

@@ -21,6 +21,7 @@ from ..conditioning.condition_tokens import ConditionTokens, keep_mask_from_cont
 from ..conditioning.contour import entity_contour_map, generation_size
 from ..conditioning.settings import EncodedText, Seg2AnyConditioning
 from ..conditioning.t5_tokens import ENTITY_MAX_TOKENS, GLOBAL_MAX_TOKENS, budget_report, enforce_budget, fit_to_length
+from ..flux import spec
 from ..flux.lora_format import Seg2AnyLora
 from ..layout.layout import Layout
 from ..sampling.noise import initial_noise
@@ -156,7 +157,7 @@ def generate(
     cond = models.condition(lay, cond_scale_factor, (h, w)) if (use_condition and use_entities) else None
     info = Seg2AnyConditioning(lay, enc.text_lens, cond, mode, isolation, alpha)
     net = Seg2AnyFlux(models.transformer, strengths)
-    grid = (h // 16, w // 16)
+    grid = spec.token_grid(h, w)
     be = resolve_backend(backend, device)
     infos = [info] * batch
     plan, trivial = plan_rows(infos, grid, be, reorder_ok=True)
@@ -166,7 +167,7 @@ def generate(
     text = pad_text([enc.cond[0].to(device)] * batch, plan.text_len).to(dtype)
     pooled = None if enc.pooled is None else enc.pooled.to(device, dtype).expand(batch, -1)
     perm = torch.stack([torch.from_numpy(p) for p in plan.perm]).to(device) if plan.reordered else None
-    x = initial_noise(noise, seed, (batch, 16, h // 8, w // 8), device, dtype)
+    x = initial_noise(noise, seed, spec.latent_shape(batch, h, w), device, dtype)
     sig = official_sigmas(steps, grid[0] * grid[1]).to(device)
     gvec = torch.full((batch,), float(models.guidance_default if guidance is None else guidance), device=device)
     it = range(steps)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ModelMismatchError
-
 
 def nearest_exact_index(src: int, dst: int) -> np.ndarray:
     """Source index of each destination cell: floor((i + 0.5) * src / dst), like PyTorch."""
@@ -50,13 +48,6 @@ def area_fractions(masks: np.ndarray, grid_h: int, grid_w: int) -> np.ndarray:
     counts = np.zeros((grid_h, grid_w))
     np.add.at(counts, (rb[:, None], cb[None, :]), 1.0)
     return (sums / counts[None]).reshape(n, -1)
-
-
-def token_grid_size(height: int, width: int, patch: int = 16) -> tuple[int, int]:
-    """Image size in pixels -> token grid (rows, cols); the size must be a multiple of the patch."""
-    if height % patch or width % patch:
-        raise ModelMismatchError(f"image size {width}x{height} is not a multiple of {patch} pixels")
-    return height // patch, width // patch
 
 
 def vanished_entities(masks: np.ndarray, grid_h: int, grid_w: int) -> list[int]:

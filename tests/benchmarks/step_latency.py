@@ -35,6 +35,8 @@ import warnings
 import numpy as np
 import torch
 
+from seg2any.flux import spec as flux
+
 DIMS = {
     "tiny": dict(
         hidden_size=128, num_heads=2, axes_dim=[16, 24, 24], depth=2, depth_single_blocks=2, context_in_dim=64, vec_in_dim=32
@@ -130,14 +132,14 @@ class Bench:
 
         lay = grid_layout(size, n)
         keep = keep_mask_from_contour(entity_contour_map(lay.masks, size, size, 2))
-        cond = ConditionTokens(torch.randn(1, 16, size // 16, size // 16), keep, 2, (size, size))
+        cond = ConditionTokens(torch.randn(flux.latent_shape(1, size // 2, size // 2)), keep, 2, (size, size))
         return Seg2AnyConditioning(lay, (global_len,) + (15,) * n, cond, mode=mode)
 
     def text(self, n_tokens: int, batch: int = 1):
         return torch.randn(batch, n_tokens, self.p["context_in_dim"], device=self.dev, dtype=self.dtype)
 
     def latent(self, size: int, batch: int = 1):
-        return torch.randn(batch, 16, size // 8, size // 8, device=self.dev, dtype=self.dtype)
+        return torch.randn(flux.latent_shape(batch, size, size), device=self.dev, dtype=self.dtype)
 
     def call(self, model, x, context, infos=None):
         from seg2any.adapters.comfyui import COND_KEY, Seg2AnyBatch
@@ -179,7 +181,7 @@ def step_table(bench: Bench, args):
     for size in args.sizes:
         for n in args.entities:
             info = bench.info(size, n)
-            T, n_img, C = info.n_text, (size // 16) ** 2, info.condition.count
+            T, n_img, C = info.n_text, flux.image_tokens(size, size), info.condition.count
             x = bench.latent(size)
             ctx, ctx_plain = bench.text(T), bench.text(T + C)
             results = {"plain": timed(lambda: bench.call(bench.base, x, ctx_plain), args.warmup, args.repeat, cuda)}
@@ -192,7 +194,7 @@ def step_table(bench: Bench, args):
                 release(m)
 
             # one attention call per rule and backend vs unmasked SDPA over the same tokens
-            plan = SequencePlan.build([info.row((size // 16, size // 16))], reorder=True)
+            plan = SequencePlan.build([info.row(flux.token_grid(size, size))], reorder=True)
             tags = plan.tags(dev)
             L, H, D = plan.length, bench.p["num_heads"], bench.p["hidden_size"] // bench.p["num_heads"]
             q, k, v = (torch.randn(1, H, L, D, device=dev, dtype=bench.dtype) for _ in range(3))
