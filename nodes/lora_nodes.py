@@ -8,7 +8,7 @@ import folder_paths
 from comfy_api.latest import io
 
 from seg2any.adapters.comfyui import apply_seg2any
-from seg2any.attention.kernels import BACKENDS
+from seg2any.attention import backends
 from seg2any.flux.lora_format import ADAPTERS, FILE_NAME, header_keys, is_seg2any_keys, load_checkpoint
 
 from .types import CATEGORY
@@ -130,15 +130,10 @@ class LoadSeg2AnyLora(io.ComfyNode):
                 ),
                 io.Combo.Input(
                     "attention",
-                    options=list(BACKENDS),
+                    options=list(backends.BACKENDS),
                     default="auto",
                     optional=True,
-                    tooltip=(
-                        "auto: on CUDA the faster of split pieces (only visible pairs) and cuDNN SDPA, timed once per GPU, "
-                        "size and kind of layer and remembered; SDPA elsewhere. "
-                        "sdpa: additive mask (cuDNN on CUDA); split: exact log-sum-exp pieces; flex: compiled "
-                        "FlexAttention; dense: the official float-bias attention (slow, for comparison)"
-                    ),
+                    tooltip=backends.tooltip(),
                 ),
             ],
             outputs=[io.Model.Output()],

@@ -1,17 +1,8 @@
-"""Masked joint attention: one front (:class:`MaskedAttention`) over four exact backends.
+"""Masked joint attention: one front (:class:`MaskedAttention`) over the exact backends.
 
 All read the same compact rules (:mod:`seg2any.attention.rules`); none materialises a per-head
-(B, H, L, L) tensor except ``dense``, the official baseline.
-
-* ``sdpa``: one additive mask per sample (B, 1, L, L) in the query dtype (0, -inf, log alpha),
-  heads broadcast, last dimension padded to a multiple of 8. On CUDA the call is pinned to cuDNN
-  attention first (then memory-efficient, then math): SDPA's default choice for a masked call
-  is the memory-efficient kernel, 2.5x slower than cuDNN with the same mask on an H100. The mask
-  must be in q's dtype: cuDNN silently misreads an fp32 mask with bf16 q.
-* ``split`` (:mod:`seg2any.attention.split`): dense pieces over entity-contiguous ranges merged by
-  log-sum-exp, so masked pairs are never computed; "place" layers (per-pair bias) use ``sdpa``.
-* ``flex`` (:mod:`seg2any.attention.flex`): compiled FlexAttention, one graph per kind of rule.
-* ``dense``: the official float bias for every pair, expanded over heads; benchmarks only.
+(B, H, L, L) tensor except ``dense``, the official baseline. What each backend is and supports is
+one table, :data:`seg2any.attention.backends.REGISTRY`; this module picks a row and runs it.
 
 ``auto`` resolves per device: SDPA off CUDA; on CUDA, per kind of rule, the eligible backends
 (:func:`auto_candidates`) are timed once and the winner remembered (:mod:`seg2any.attention.tuning`).
@@ -20,41 +11,48 @@ All read the same compact rules (:mod:`seg2any.attention.rules`); none materiali
 from __future__ import annotations
 
 import functools
-import inspect
 import logging
 import os
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
+from .backends import AUTO, BACKENDS, DEFAULT, REGISTRY, candidates, mask_kind, sdpa_masked, split_selfcheck
 from .flex import FLEX_BLOCK, FlexState, flex_available
-from .rules import MaskRule, SequenceTags, dense_mask
-from .split import SplitUnsupported, plan_split, run_split, varlen_usable
+from .rules import MaskRule, SequenceTags
 from .tuning import BackendTuner, bucket_bounds, device_name, length_bucket, process_tuner
 
 log = logging.getLogger("seg2any")
 
-BACKENDS = ("auto", "sdpa", "split", "flex", "dense")
-__all__ = ["BACKENDS", "FLEX_BLOCK", "MaskedAttention", "auto_candidates", "flex_available", "resolve_backend"]
+__all__ = [
+    "BACKENDS",
+    "FLEX_BLOCK",
+    "MaskedAttention",
+    "auto_candidates",
+    "flex_available",
+    "resolve_backend",
+    "sdpa_masked",
+    "split_selfcheck",
+]
 
 
 def resolve_backend(preference: str, device: torch.device) -> str:
-    """ "auto" -> "sdpa" off CUDA and "auto" (measured per rule, :class:`MaskedAttention`) on CUDA;
-    names are validated.
+    """ "auto" -> the default (SDPA) where no backend is timed (off CUDA) and "auto" (measured per
+    rule, :class:`MaskedAttention`) where some are; names are validated against the registry.
 
     ``SEG2ANY_ATTENTION`` (one of BACKENDS) overrides "auto" for debugging and benchmarks.
     """
-    pref = (preference or "auto").lower()
-    if pref == "auto":
-        pref = os.environ.get("SEG2ANY_ATTENTION", "auto").lower()
-    if pref not in BACKENDS:
+    pref = (preference or AUTO).lower()
+    if pref == AUTO:
+        pref = os.environ.get("SEG2ANY_ATTENTION", AUTO).lower()
+    if pref not in REGISTRY:
         raise ValueError(f"unknown attention backend {preference!r}; expected one of {BACKENDS}")
-    if pref == "flex" and not flex_available():
-        raise RuntimeError("FlexAttention is not available in this PyTorch build; use the sdpa backend")
-    if pref == "auto" and torch.device(device).type != "cuda":
-        _log_once("auto-cpu", "Seg2Any attention: sdpa (additive mask, heads broadcast) on %s", torch.device(device).type)
-        return "sdpa"
+    if not REGISTRY[pref].available():
+        raise RuntimeError(f"the {pref} attention backend is not available in this PyTorch build; use {DEFAULT}")
+    kind = torch.device(device).type
+    if pref == AUTO and kind not in REGISTRY[AUTO].devices:
+        _log_once("auto-cpu", "Seg2Any attention: sdpa (additive mask, heads broadcast) on %s", kind)
+        return DEFAULT
     return pref
 
 
@@ -62,17 +60,9 @@ def auto_candidates(
     rule: MaskRule, device: torch.device, dtype: torch.dtype, head_dim: int, contiguous: bool
 ) -> tuple[list[str], str]:
     """The exact backends "auto" may time for one rule (the first is the default), and why only
-    one where that is so. ``flex`` is never a candidate: its compile time dwarfs any step it saves."""
-    if rule.place:
-        return ["sdpa"], "place mode has a per-pair bias: SDPA with the additive mask"
-    if not contiguous:
-        return ["sdpa"], "image tokens not entity-contiguous (ControlNet keeps raster order): SDPA with the mask"
-    if device.type == "cuda":
-        if not varlen_usable(device, dtype, head_dim):
-            return ["sdpa"], f"no varlen flash kernel for {dtype} / head dim {head_dim} in this torch: cuDNN SDPA with the mask"
-        if not split_selfcheck(torch.device(device), dtype, head_dim):
-            return ["sdpa"], "the split kernel failed its one-time exactness check on this GPU: cuDNN SDPA with the mask"
-    return ["sdpa", "split"], "measured"
+    one where that is so: the registry's tunable rows that support this kind of rule here."""
+    names, why = candidates(rule, torch.device(device), dtype, head_dim, contiguous)
+    return names, ("measured" if len(names) > 1 else why or "the only tunable backend")
 
 
 _logged: set = set()
@@ -82,59 +72,6 @@ def _log_once(key, msg, *args):
     if key not in _logged:
         _logged.add(key)
         log.info(msg, *args)
-
-
-@functools.cache
-def _sdpa_priority_supported() -> bool:
-    from torch.nn.attention import sdpa_kernel
-
-    return "set_priority" in inspect.signature(sdpa_kernel).parameters
-
-
-def sdpa_masked(q, k, v, mask):
-    """SDPA with an additive mask; on CUDA cuDNN first, then memory-efficient, then math."""
-    if q.device.type != "cuda":
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    order = [SDPBackend.CUDNN_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
-    kw = {"set_priority": True} if _sdpa_priority_supported() else {}
-    with sdpa_kernel(order, **kw):
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype))
-
-
-@functools.cache
-def split_selfcheck(device: torch.device, dtype: torch.dtype, head_dim: int) -> bool:
-    """Once per process and device: split vs masked SDPA on a small overlapping layout."""
-    import numpy as np
-
-    from .rules import SequencePlan, row_layout
-
-    try:
-        masks = np.zeros((3, 64, 64), bool)
-        masks[0, :40, :40] = True
-        masks[1, 20:64, 24:64] = True
-        masks[2, 48:, :20] = True
-        rows = [
-            row_layout((20, 6, 5, 7), masks, (16, 16), 150, "hard"),
-            row_layout((9, 5, 5, 5), masks[[1, 0, 2]], (16, 16), 90, "hard"),
-        ]
-        plan = SequencePlan.build(rows, reorder=True)
-        tags = plan.tags(device)
-        g = torch.Generator(device=device).manual_seed(0)
-        q, k, v = (torch.randn(2, 2, plan.length, head_dim, generator=g, device=device, dtype=dtype) for _ in range(3))
-        ref = MaskedAttention(tags, "sdpa")
-        split = MaskedAttention(tags, "split", contiguous=True)
-        for rule in (MaskRule(False), MaskRule(True, -0.7)):
-            a, b = ref(q, k, v, rule).float(), split(q, k, v, rule).float()
-            err = float((a - b).norm() / a.norm())
-            if not err < 2e-2:
-                log.warning("Seg2Any: split attention self-check off by %.3g on %s; using cuDNN SDPA", err, device)
-                return False
-    except Exception as exc:  # a kernel this torch/GPU lacks: stay on the masked path
-        log.warning("Seg2Any: split attention unavailable on %s (%s: %s); using cuDNN SDPA", device, type(exc).__name__, exc)
-        return False
-    return True
 
 
 @dataclass(eq=False)
@@ -155,26 +92,33 @@ class MaskedAttention:
     _flex: FlexState | None = None
 
     def backend_for(self, rule: MaskRule, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str:
-        if self.backend == "auto":
+        if self.backend == AUTO:
             training = torch.is_grad_enabled() and q.requires_grad
             key = (rule, q.dtype, q.shape, training)
             name = self._auto.get(key)
             if name is None:
                 name = self._auto[key] = self._pick(rule, q, k, v, training)
             return name
-        if self.backend == "split" and rule.place:
-            _log_once("split-place", "Seg2Any attention: place-mode layers run on sdpa (per-pair bias cannot be split)")
-            return "sdpa"
+        kind = mask_kind(rule)
+        if kind not in REGISTRY[self.backend].mask_kinds:
+            _log_once(
+                (self.backend, kind),
+                "Seg2Any attention: %s layers run on %s (%s cannot compute them)",
+                kind,
+                DEFAULT,
+                self.backend,
+            )
+            return DEFAULT
         return self.backend
 
     def _pick(self, rule: MaskRule, q, k, v, training: bool) -> str:
-        tuner = self.tuner if self.tuner is not None else (process_tuner() if q.device.type == "cuda" else None)
+        tuner = self.tuner if self.tuner is not None else (process_tuner() if q.device.type in REGISTRY[AUTO].devices else None)
         if tuner is None:
-            return "sdpa"
+            return DEFAULT
         where = device_name(q.device)
-        if training:  # split merges in place and is inference-only; SDPA has its backward
+        if training:  # timing is for inference (split is inference-only); the default has its backward
             _log_once(("auto-train", where), "Seg2Any attention on %s: sdpa (gradients needed: SDPA with the mask)", where)
-            return "sdpa"
+            return DEFAULT
         names, why = auto_candidates(rule, q.device, q.dtype, q.shape[-1], self.contiguous)
         if len(names) == 1:
             _log_once(("auto", where, why), "Seg2Any attention on %s: %s (%s)", where, names[0], why)
@@ -202,27 +146,16 @@ class MaskedAttention:
         return entry["choice"]
 
     def mask_for(self, rule: MaskRule, dtype: torch.dtype, backend: str | None = None):
-        """The per-rule state of ``backend`` (default: this kernel's): additive mask, dense bias,
-        list of per-sample flex block masks, or split plan."""
+        """The per-rule state of ``backend`` (default: this kernel's), built by its registry row:
+        additive mask, dense bias, list of per-sample flex block masks, or split plan."""
         backend = backend or self.backend
         key = (rule, dtype, backend)
         m = self._masks.get(key)
         if m is None:
-            if backend == "flex":
-                m = self._flex_state().block_masks(rule)
-            elif backend == "split":
-                try:
-                    m = plan_split(self.tags, rule)
-                except SplitUnsupported as exc:  # remembered: the masked path for this rule
-                    m = exc
-            elif backend == "dense":
-                m = dense_mask(self.tags, rule, dtype=dtype)
-            else:
-                m = dense_mask(self.tags, rule, dtype=dtype, align=8)
-            self._masks[key] = m
+            m = self._masks[key] = REGISTRY[backend].prepare(self, rule, dtype)
         return m
 
-    def _flex_state(self) -> FlexState:
+    def flex_state(self) -> FlexState:
         if self._flex is None:
             self._flex = FlexState(self.tags)
         return self._flex
@@ -232,24 +165,20 @@ class MaskedAttention:
         return self._run(self.backend_for(rule, q, k, v), q, k, v, rule)
 
     def _run(self, backend: str, q, k, v, rule: MaskRule) -> torch.Tensor:
-        if backend == "flex":
-            try:
-                return self._flex_state()(q, k, v, rule)
-            except (RuntimeError, ImportError, NotImplementedError, AssertionError) as exc:
-                # a torch/triton build that cannot compile FlexAttention must not cost the user the
-                # image: SDPA reads the same tags and gives the same result, only slower
-                if os.environ.get("SEG2ANY_STRICT_FLEX"):
-                    raise
-                log.warning("Seg2Any: FlexAttention failed (%s: %s); using SDPA for this generation", type(exc).__name__, exc)
-                self.backend = backend = "sdpa"
-                self._masks.clear()
-        if backend == "split":
-            plan = self.mask_for(rule, q.dtype, "split")
-            if not isinstance(plan, SplitUnsupported):
-                return run_split(plan, q, k, v, use_varlen=varlen_usable(q.device, q.dtype, q.shape[-1]))
-            _log_once(("split-unsupported", str(plan)[:40]), "Seg2Any attention: split not used (%s); sdpa instead", plan)
-            backend = "sdpa"
-        mask = self.mask_for(rule, q.dtype, backend)
-        if backend == "dense":
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask.expand(-1, q.shape[1], -1, -1))
-        return sdpa_masked(q, k, v, mask)
+        row = REGISTRY[backend]
+        try:
+            out = row.run(self, q, k, v, rule)
+        except (RuntimeError, ImportError, NotImplementedError, AssertionError) as exc:
+            # a torch/triton build that cannot compile FlexAttention must not cost the user the
+            # image: SDPA reads the same tags and gives the same result, only slower
+            if not row.compiles or os.environ.get("SEG2ANY_STRICT_FLEX"):
+                raise
+            log.warning("Seg2Any: %s attention failed (%s: %s); using SDPA for this generation", backend, type(exc).__name__, exc)
+            self.backend = DEFAULT
+            self._masks.clear()
+            return self._run(DEFAULT, q, k, v, rule)
+        if out is None:  # this rule cannot run on ``backend`` (e.g. a split plan too large): the default
+            why = self._masks.get((rule, q.dtype, backend))
+            _log_once((backend, str(why)[:40]), "Seg2Any attention: %s not used (%s); sdpa instead", backend, why)
+            return self._run(DEFAULT, q, k, v, rule)
+        return out

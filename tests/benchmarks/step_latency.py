@@ -35,6 +35,7 @@ import warnings
 import numpy as np
 import torch
 
+from seg2any.attention.backends import AUTO, DEFAULT, REGISTRY
 from seg2any.flux import spec as flux
 
 DIMS = {
@@ -335,10 +336,13 @@ def main(argv=None):
     ap.add_argument("--only", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     on_cuda = args.device.startswith("cuda")
+    # every registered backend; on a CPU none that needs torch.compile (minutes per graph), and "auto"
+    # stands for the default there (they are the same backend off CUDA)
+    runnable = [b.name for b in REGISTRY.values() if on_cuda or not b.compiles]
     if args.backends is None:
-        args.backends = ["auto", "sdpa", "split", "flex", "dense"] if on_cuda else ["auto", "split", "dense"]
+        args.backends = runnable if on_cuda else [n for n in runnable if n != DEFAULT]
     if args.attn_backends is None:
-        args.attn_backends = ["sdpa", "split", "flex", "dense"] if on_cuda else ["sdpa", "split", "dense"]
+        args.attn_backends = [n for n in runnable if n != AUTO]
     if args.sizes is None:
         args.sizes = list(MANY_SIZES) if args.many_layouts else [512, 1024]
     args.argv_base = [a for a in argv if a not in ("--fresh",)]
