@@ -2,41 +2,21 @@
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import torch
 from comfy_api.latest import io
 
-from seg2any.adapters.comfyui import attach
-from seg2any.adapters.comfyui_demo import trained_resolution
-from seg2any.attention.rules import MODES, isolation_layers
+from seg2any.adapters.comfyui_conditioning import build_conditionings, image_size
+from seg2any.adapters.comfyui_demo import fitted
 from seg2any.conditioning.condition_tokens import ConditionTokens, keep_mask_from_contour
 from seg2any.conditioning.contour import entity_contour_map, generation_size
-from seg2any.conditioning.settings import EncodedLayout, EncodedText, Seg2AnyConditioning
+from seg2any.conditioning.settings import EncodedLayout
 from seg2any.errors import ModelMismatchError
 from seg2any.flux import spec
-from seg2any.sampling.trained_size import Fit, fit_layout
 
+from .common import attention_inputs, log
 from .types import CATEGORY, Condition
 from .types import Layout as LayoutType
-
-log = logging.getLogger("seg2any")
-
-ISOLATION_TIP = (
-    "Joint blocks with attribute isolation: 'auto' = the official {}-{} for FLUX (first half of the single blocks), "
-    "'none', or 'A-B'".format(*spec.ISOLATION_BLOCKS)
-)
-
-
-def fitted(layout: EncodedLayout, model_or_vae) -> tuple[EncodedLayout, Fit | None]:
-    """The layout as a model that declares a trained resolution (the demo) renders it: resized
-    there; unchanged for FLUX. The encoder and the sampler both call this, so they agree."""
-    res = trained_resolution(model_or_vae)
-    fit = fit_layout(layout.layout, res, "this model") if res else None
-    if fit is None:
-        return layout, None
-    return EncodedLayout(fit.layout, layout.positive, layout.negative, layout.budget), fit
 
 
 def encode_condition(vae, layout: EncodedLayout, cond_scale_factor: int) -> tuple[ConditionTokens, torch.Tensor]:
@@ -62,46 +42,6 @@ def encode_condition(vae, layout: EncodedLayout, cond_scale_factor: int) -> tupl
         )
     keep = keep_mask_from_contour(contour)
     return ConditionTokens(latent.detach().float().cpu(), keep, cond_scale_factor, (h, w)), image
-
-
-def build_conditionings(layout: EncodedLayout, condition, mode: str, shape_strength: float, isolation: str, guidance: float):
-    """(positive, negative) CONDITIONING lists carrying their Seg2Any settings."""
-
-    def one(enc: EncodedText):
-        info = Seg2AnyConditioning(layout.layout, enc.text_lens, condition, mode, isolation, shape_strength)
-        d = {"pooled_output": enc.pooled, "guidance": guidance}
-        return attach([[enc.cond, d]], lambda i, t: info)
-
-    isolation_layers(
-        isolation, spec.DOUBLE_BLOCKS, spec.SINGLE_BLOCKS
-    )  # syntax check now; the range is checked against the model at run time
-    return one(layout.positive), one(layout.negative)
-
-
-def image_size(layout: EncodedLayout, condition) -> tuple[int, int]:
-    if condition is not None:
-        return condition.image_size
-    return generation_size(layout.layout.height, layout.layout.width, 1)
-
-
-def attention_inputs():
-    return [
-        io.Combo.Input(
-            "mode",
-            options=list(MODES),
-            default="hard",
-            tooltip="hard: semantic alignment + attribute isolation; base: alignment only; place: PLACE-style soft masks",
-        ),
-        io.Float.Input(
-            "shape_strength",
-            default=1.0,
-            min=0.01,
-            max=1.0,
-            step=0.01,
-            tooltip="alpha: < 1 loosens how tightly shapes follow the masks",
-        ),
-        io.String.Input("isolation_blocks", default="auto", tooltip=ISOLATION_TIP),
-    ]
 
 
 class ContourEncoder(io.ComfyNode):

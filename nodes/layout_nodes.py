@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 from dataclasses import dataclass
 
@@ -19,10 +18,9 @@ from seg2any.layout.layout import Entity, Layout, entity_label, layout_from_mask
 from seg2any.layout.preview import render_layout
 from seg2any.layout.token_grid import vanished_entities
 
+from .common import EXAMPLE_LAYOUTS, log
 from .types import CATEGORY, Entities
 from .types import Layout as LayoutType
-
-log = logging.getLogger("seg2any")
 
 
 @dataclass(frozen=True, eq=False)
@@ -170,7 +168,7 @@ class EntityNode(io.ComfyNode):
         return io.NodeOutput(EntityList(items + ((ms[0], prompt.strip()),)))
 
 
-EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "example_workflows", "layouts")
+EXAMPLES_DIR = EXAMPLE_LAYOUTS
 EXAMPLE_PREFIX = "examples/"
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import comfy.model_sampling
 import comfy.sample
 import comfy.samplers
@@ -12,18 +10,19 @@ import latent_preview
 import torch
 from comfy_api.latest import io
 
+from seg2any.adapters.comfyui_conditioning import build_conditionings, image_size
+from seg2any.adapters.comfyui_demo import fitted
 from seg2any.conditioning.contour import generation_size
 from seg2any.errors import ModelMismatchError
 from seg2any.flux import spec
 from seg2any.sampling.schedule import flux_shift_mu, official_sigmas
 from seg2any.sampling.trained_size import scale_images
 
-from .condition_nodes import attention_inputs, build_conditionings, fitted, image_size
+from .common import attention_inputs, log
 from .types import CATEGORY, Condition
 from .types import Layout as LayoutType
 
 OFFICIAL = "seg2any (official)"
-log = logging.getLogger("seg2any")
 NOISE_TIP = (
     "ComfyUI's noise: one CPU generator seeded once for the whole batch, so image i differs from a "
     "batch-1 run with seed + i and from the official infer.py, which draws image i on the GPU in bf16 with "

@@ -252,7 +252,8 @@ BACKENDS = tuple(REGISTRY)  # ("auto", "sdpa", "split", "flex", "dense")
 
 def tooltip() -> str:
     """The node's description of its attention options, one clause per backend."""
-    return "; ".join(f"{b.name}: {b.summary}" for b in REGISTRY.values())
+    rows = [f"{b.name}: {b.summary}" for b in REGISTRY.values()]
+    return f"{rows[0]}. " + "; ".join(rows[1:])  # "auto" chooses among the others
 
 
 PLACE_WHY = "place mode has a per-pair bias: SDPA with the additive mask"
