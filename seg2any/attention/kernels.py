@@ -17,23 +17,14 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .backends import AUTO, BACKENDS, DEFAULT, REGISTRY, candidates, mask_kind, sdpa_masked, split_selfcheck
-from .flex import FLEX_BLOCK, FlexState, flex_available
+from .backends import AUTO, BACKENDS, DEFAULT, REGISTRY, candidates, mask_kind
+from .flex import FlexState, flex_available
 from .rules import MaskRule, SequenceTags
 from .tuning import BackendTuner, bucket_bounds, device_name, length_bucket, process_tuner
 
 log = logging.getLogger("seg2any")
 
-__all__ = [
-    "BACKENDS",
-    "FLEX_BLOCK",
-    "MaskedAttention",
-    "auto_candidates",
-    "flex_available",
-    "resolve_backend",
-    "sdpa_masked",
-    "split_selfcheck",
-]
+__all__ = ["BACKENDS", "MaskedAttention", "auto_candidates", "flex_available", "resolve_backend"]
 
 
 def resolve_backend(preference: str, device: torch.device) -> str:

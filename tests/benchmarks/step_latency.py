@@ -174,7 +174,8 @@ def release(model):
 
 
 def step_table(bench: Bench, args):
-    from seg2any.attention.kernels import MaskedAttention, resolve_backend, sdpa_masked
+    from seg2any.attention.backends import sdpa_masked
+    from seg2any.attention.kernels import MaskedAttention, resolve_backend
     from seg2any.attention.rules import MaskRule, SequencePlan
 
     dev, cuda = bench.dev, bench.cuda
