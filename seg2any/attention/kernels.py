@@ -52,7 +52,10 @@ def auto_candidates(
 ) -> tuple[list[str], str]:
     """The exact backends "auto" may time for one rule (the first is the default), and why only
     one where that is so: the registry's tunable rows that support this kind of rule here."""
-    names, why = candidates(rule, torch.device(device), dtype, head_dim, contiguous)
+    device = torch.device(device)
+    names, why = candidates(rule, device, dtype, head_dim, contiguous)
+    if not names:  # no row is timed on this kind of device: the default runs everything
+        return [DEFAULT], f"no backend is timed on {device.type}"
     return names, ("measured" if len(names) > 1 else why or "the only tunable backend")
 
 
