@@ -2,37 +2,21 @@
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import torch
 from comfy_api.latest import io
 
-from seg2any.adapters.comfyui import attach
-from seg2any.adapters.comfyui_demo import trained_resolution
-from seg2any.attention_rules import MODES, isolation_layers
-from seg2any.condition_tokens import ConditionTokens, keep_mask_from_contour
-from seg2any.conditioning import EncodedLayout, EncodedText, Seg2AnyConditioning
-from seg2any.contour import entity_contour_map, generation_size
+from seg2any.adapters.comfyui_conditioning import build_conditionings, image_size
+from seg2any.adapters.comfyui_demo import fitted
+from seg2any.conditioning.condition_tokens import ConditionTokens, keep_mask_from_contour
+from seg2any.conditioning.contour import entity_contour_map, generation_size
+from seg2any.conditioning.settings import EncodedLayout
 from seg2any.errors import ModelMismatchError
-from seg2any.trained_size import Fit, fit_layout
+from seg2any.flux import spec
 
+from .common import attention_inputs, log
 from .types import CATEGORY, Condition
 from .types import Layout as LayoutType
-
-log = logging.getLogger("seg2any")
-
-ISOLATION_TIP = "Joint blocks with attribute isolation: 'auto' = the official 19-37 for FLUX (first half of the single blocks), 'none', or 'A-B'"
-
-
-def fitted(layout: EncodedLayout, model_or_vae) -> tuple[EncodedLayout, Fit | None]:
-    """The layout as a model that declares a trained resolution (the demo) renders it: resized
-    there; unchanged for FLUX. The encoder and the sampler both call this, so they agree."""
-    res = trained_resolution(model_or_vae)
-    fit = fit_layout(layout.layout, res, "this model") if res else None
-    if fit is None:
-        return layout, None
-    return EncodedLayout(fit.layout, layout.positive, layout.negative, layout.budget), fit
 
 
 def encode_condition(vae, layout: EncodedLayout, cond_scale_factor: int) -> tuple[ConditionTokens, torch.Tensor]:
@@ -40,54 +24,24 @@ def encode_condition(vae, layout: EncodedLayout, cond_scale_factor: int) -> tupl
     lay = fitted(layout, vae)[0].layout
     h, w = generation_size(lay.height, lay.width, cond_scale_factor)
     if (h, w) != (lay.height, lay.width):
-        log.info("Seg2Any: %dx%d layout generates at %dx%d (multiple of %d)", lay.width, lay.height, w, h, 16 * cond_scale_factor)
+        log.info(
+            "Seg2Any: %dx%d layout generates at %dx%d (multiple of %d)",
+            lay.width,
+            lay.height,
+            w,
+            h,
+            spec.PIXELS_PER_TOKEN * cond_scale_factor,
+        )
     contour = entity_contour_map(lay.masks, h, w, cond_scale_factor)
     image = torch.from_numpy(contour.astype(np.float32) / 255.0)[None]
     latent = vae.encode(image)
-    if latent.ndim != 4 or latent.shape[1] != 16:
+    if latent.ndim != 4 or latent.shape[1] != spec.LATENT_CHANNELS:
         raise ModelMismatchError(
-            f"this VAE makes {latent.shape[1]}-channel latents; Seg2Any on FLUX needs the FLUX VAE (16 channels, ae.safetensors)"
+            f"this VAE makes {latent.shape[1]}-channel latents; Seg2Any on FLUX needs the FLUX VAE "
+            f"({spec.LATENT_CHANNELS} channels, ae.safetensors)"
         )
     keep = keep_mask_from_contour(contour)
     return ConditionTokens(latent.detach().float().cpu(), keep, cond_scale_factor, (h, w)), image
-
-
-def build_conditionings(layout: EncodedLayout, condition, mode: str, shape_strength: float, isolation: str, guidance: float):
-    """(positive, negative) CONDITIONING lists carrying their Seg2Any settings."""
-
-    def one(enc: EncodedText):
-        info = Seg2AnyConditioning(layout.layout, enc.text_lens, condition, mode, isolation, shape_strength)
-        d = {"pooled_output": enc.pooled, "guidance": guidance}
-        return attach([[enc.cond, d]], lambda i, t: info)
-
-    isolation_layers(isolation, 19, 38)  # syntax check now; the range is checked against the model at run time
-    return one(layout.positive), one(layout.negative)
-
-
-def image_size(layout: EncodedLayout, condition) -> tuple[int, int]:
-    if condition is not None:
-        return condition.image_size
-    return generation_size(layout.layout.height, layout.layout.width, 1)
-
-
-def attention_inputs():
-    return [
-        io.Combo.Input(
-            "mode",
-            options=list(MODES),
-            default="hard",
-            tooltip="hard: semantic alignment + attribute isolation; base: alignment only; place: PLACE-style soft masks",
-        ),
-        io.Float.Input(
-            "shape_strength",
-            default=1.0,
-            min=0.01,
-            max=1.0,
-            step=0.01,
-            tooltip="alpha: < 1 loosens how tightly shapes follow the masks",
-        ),
-        io.String.Input("isolation_blocks", default="auto", tooltip=ISOLATION_TIP),
-    ]
 
 
 class ContourEncoder(io.ComfyNode):
@@ -152,5 +106,5 @@ class ConditioningNode(io.ComfyNode):
     def execute(cls, layout, mode, shape_strength, isolation_blocks, guidance, batch_size, condition=None):
         pos, neg = build_conditionings(layout, condition, mode, shape_strength, isolation_blocks, guidance)
         h, w = image_size(layout, condition)
-        latent = torch.zeros((batch_size, 16, h // 8, w // 8))
+        latent = torch.zeros(spec.latent_shape(batch_size, h, w))
         return io.NodeOutput(pos, neg, {"samples": latent})

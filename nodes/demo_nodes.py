@@ -8,7 +8,7 @@ from comfy_api.latest import io
 
 from seg2any.adapters.comfyui_demo import load_demo
 
-from .lora_nodes import DEMO_DIR
+from .common import DEMO_DIR
 from .types import CATEGORY
 
 

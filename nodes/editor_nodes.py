@@ -1,30 +1,26 @@
 """The Layout Editor node (painted in the browser, stored in the workflow) and its token-count route.
 
 The painting itself happens in ``web/js/seg2any_layout_editor.js``; this node only decodes the
-document the widget stores (``seg2any.editor_document``) and hands on the official PNG + JSON pair,
+document the widget stores (``seg2any.layout.editor_document``) and hands on the official PNG + JSON pair,
 so the builder, preview and samplers see exactly what 'Load Seg2Any Layout' would give them.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import os
 
 import torch
 from comfy_api.latest import io, ui
 
-from seg2any.editor_document import official_outputs, parse_document
-from seg2any.t5_tokens import T5Tokenizer
-from seg2any.token_request import MAX_BODY_BYTES, TokenRequestError, count_tokens
+from seg2any.conditioning.t5_tokens import T5Tokenizer
+from seg2any.conditioning.token_request import MAX_BODY_BYTES, TokenRequestError, count_tokens
+from seg2any.layout.editor_document import official_outputs, parse_document
 
+from .common import SPIECE
 from .types import CATEGORY
-
-log = logging.getLogger("seg2any")
 
 EDITOR_WIDGET = "SEG2ANY_LAYOUT_EDITOR"  # the frontend widget type web/js registers
 TRACE_UI_KEY = "seg2any_trace"  # not 'images', so ComfyUI draws no second preview over the editor
-SPIECE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "seg2any", "demo", "spiece.model")
 
 
 def _layout_input() -> io.String.Input:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 from dataclasses import dataclass
 
@@ -12,16 +11,16 @@ import torch
 from comfy_api.latest import io, ui
 
 from seg2any.adapters.comfyui_text import encode_captions, encode_negative
-from seg2any.conditioning import EncodedLayout
+from seg2any.conditioning.settings import EncodedLayout
 from seg2any.errors import LayoutError
-from seg2any.layout import Entity, Layout, entity_label, layout_from_masks, layout_from_segmentation
-from seg2any.preview import render_layout
-from seg2any.token_grid import vanished_entities
+from seg2any.flux import spec
+from seg2any.layout.layout import Entity, Layout, entity_label, layout_from_masks, layout_from_segmentation
+from seg2any.layout.preview import render_layout
+from seg2any.layout.token_grid import vanished_entities
 
+from .common import EXAMPLE_LAYOUTS, log
 from .types import CATEGORY, Entities
 from .types import Layout as LayoutType
-
-log = logging.getLogger("seg2any")
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,7 +124,7 @@ class RegionalPromptBuilder(io.ComfyNode):
         positive, budget = encode_captions(clip, layout.global_prompt, layout.prompts, labels)
         negative = encode_negative(clip, negative_prompt or "", len(layout.entities))
         notes = list(layout.notes)
-        gone = vanished_entities(layout.masks, layout.height // 16, layout.width // 16)
+        gone = vanished_entities(layout.masks, *spec.token_grid(layout.height, layout.width))
         for i in gone:
             msg = (
                 f"{labels[i]} covers no 16x16 token centre at {layout.width}x{layout.height}: its caption will see no image token"
@@ -169,7 +168,7 @@ class EntityNode(io.ComfyNode):
         return io.NodeOutput(EntityList(items + ((ms[0], prompt.strip()),)))
 
 
-EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "example_workflows", "layouts")
+EXAMPLES_DIR = EXAMPLE_LAYOUTS
 EXAMPLE_PREFIX = "examples/"
 
 
@@ -259,6 +258,6 @@ class LayoutPreview(io.ComfyNode):
         base = None
         if image is not None:
             base = (image[0].detach().cpu().numpy()[..., :3] * 255.0).round().clip(0, 255).astype(np.uint8)
-        pic = render_layout(lay, base, grid=(lay.height // 16, lay.width // 16))
+        pic = render_layout(lay, base, grid=spec.token_grid(lay.height, lay.width))
         tensor = torch.from_numpy(pic.astype(np.float32) / 255.0)[None]
         return io.NodeOutput(tensor, ui=ui.PreviewImage(tensor, cls=cls))

@@ -8,17 +8,15 @@ import folder_paths
 from comfy_api.latest import io
 
 from seg2any.adapters.comfyui import apply_seg2any
-from seg2any.attention_kernels import BACKENDS
-from seg2any.lora_format import ADAPTERS, FILE_NAME, header_keys, is_seg2any_keys, load_checkpoint
+from seg2any.attention import backends
+from seg2any.flux.lora_format import ADAPTERS, FILE_NAME, header_keys, is_seg2any_keys, load_checkpoint
 
+from .common import DEMO_DIR, EXAMPLE_LAYOUTS, log
 from .types import CATEGORY
 
 FOLDER = "seg2any"
 NONE = "(none: Seg2Any attention without adapters)"
-DEMO_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "seg2any", "demo")
-
-
-EXAMPLE_INPUTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "example_workflows", "layouts")
+EXAMPLE_INPUTS = EXAMPLE_LAYOUTS  # the painted pictures of the mask-editor example
 
 
 def copy_example_inputs() -> None:
@@ -45,7 +43,7 @@ def register_folders() -> None:
     try:
         copy_example_inputs()
     except OSError as exc:  # a read-only input folder must not break loading
-        print(f"[Seg2Any] could not copy example inputs: {exc}")
+        log.warning("Seg2Any: could not copy example inputs: %s", exc)
 
 
 _KIND_CACHE: dict[tuple[str, str | None], tuple[tuple[float, int], str]] = {}
@@ -130,15 +128,10 @@ class LoadSeg2AnyLora(io.ComfyNode):
                 ),
                 io.Combo.Input(
                     "attention",
-                    options=list(BACKENDS),
+                    options=list(backends.BACKENDS),
                     default="auto",
                     optional=True,
-                    tooltip=(
-                        "auto: on CUDA the faster of split pieces (only visible pairs) and cuDNN SDPA, timed once per GPU, "
-                        "size and kind of layer and remembered; SDPA elsewhere. "
-                        "sdpa: additive mask (cuDNN on CUDA); split: exact log-sum-exp pieces; flex: compiled "
-                        "FlexAttention; dense: the official float-bias attention (slow, for comparison)"
-                    ),
+                    tooltip=backends.tooltip(),
                 ),
             ],
             outputs=[io.Model.Output()],
@@ -149,5 +142,5 @@ class LoadSeg2AnyLora(io.ComfyNode):
         lora = None if checkpoint == NONE else load_checkpoint(resolve_checkpoint(checkpoint))
         if lora is not None:
             for note in lora.notes:
-                print(f"[Seg2Any] {checkpoint}: {note}")
+                log.info("Seg2Any: %s: %s", checkpoint, note)
         return io.NodeOutput(apply_seg2any(model, lora, strength_default, strength_cond, backend=attention))

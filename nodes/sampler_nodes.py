@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import comfy.model_sampling
 import comfy.sample
 import comfy.samplers
@@ -12,17 +10,19 @@ import latent_preview
 import torch
 from comfy_api.latest import io
 
-from seg2any.contour import generation_size
+from seg2any.adapters.comfyui_conditioning import build_conditionings, image_size
+from seg2any.adapters.comfyui_demo import fitted
+from seg2any.conditioning.contour import generation_size
 from seg2any.errors import ModelMismatchError
-from seg2any.schedule import flux_shift_mu, official_sigmas
-from seg2any.trained_size import scale_images
+from seg2any.flux import spec
+from seg2any.sampling.schedule import flux_shift_mu, official_sigmas
+from seg2any.sampling.trained_size import scale_images
 
-from .condition_nodes import attention_inputs, build_conditionings, fitted, image_size
+from .common import attention_inputs, log
 from .types import CATEGORY, Condition
 from .types import Layout as LayoutType
 
 OFFICIAL = "seg2any (official)"
-log = logging.getLogger("seg2any")
 NOISE_TIP = (
     "ComfyUI's noise: one CPU generator seeded once for the whole batch, so image i differs from a "
     "batch-1 run with seed + i and from the official infer.py, which draws image i on the GPU in bf16 with "
@@ -56,7 +56,7 @@ def with_flux_shift(model, width: int, height: int):
 
     m = model.clone()
     ms = ModelSamplingAdvanced(model.model.model_config)
-    ms.set_parameters(shift=flux_shift_mu((width // 16) * (height // 16)))
+    ms.set_parameters(shift=flux_shift_mu(spec.image_tokens(height, width)))
     m.add_object_patch("model_sampling", ms)
     return m
 
@@ -112,10 +112,10 @@ class MaskedFluxSampler(io.ComfyNode):
         layout = checked_layout(model, layout, condition)
         positive, negative = build_conditionings(layout, condition, mode, shape_strength, isolation_blocks, guidance)
         h, w = image_size(layout, condition)
-        latent = torch.zeros((batch_size, 16, h // 8, w // 8))
+        latent = torch.zeros(spec.latent_shape(batch_size, h, w))
         m = with_flux_shift(model, w, h)
         if scheduler == OFFICIAL:
-            sigmas = official_sigmas(steps, (h // 16) * (w // 16))
+            sigmas = official_sigmas(steps, spec.image_tokens(h, w))
         else:
             sigmas = comfy.samplers.calculate_sigmas(m.get_model_object("model_sampling"), scheduler, steps).cpu()
         noise = comfy.sample.prepare_noise(latent, seed)

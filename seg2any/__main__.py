@@ -13,7 +13,7 @@ import time
 
 
 def _layout(path: str, image: str | None):
-    from .layout import load_layout_pair
+    from .layout.layout import load_layout_pair
 
     try:
         return load_layout_pair(path, image)
@@ -73,16 +73,17 @@ def cmd_generate(a) -> int:
 def cmd_preview(a) -> int:
     from PIL import Image
 
-    from .preview import render_layout
+    from .flux import spec
+    from .layout.preview import render_layout
 
     layout = _layout(a.layout, a.image)
-    Image.fromarray(render_layout(layout, grid=(layout.height // 16, layout.width // 16))).save(a.out)
+    Image.fromarray(render_layout(layout, grid=spec.token_grid(layout.height, layout.width))).save(a.out)
     print(f"wrote {a.out}")
     return 0
 
 
 def cmd_pack_lora(a) -> int:
-    from .lora_format import load_checkpoint, write_combined
+    from .flux.lora_format import load_checkpoint, write_combined
 
     lora = load_checkpoint(a.checkpoint)
     write_combined(a.out, lora)

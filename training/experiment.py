@@ -171,7 +171,7 @@ def evaluate(model_sets, picked, steps, out_dir, log, seed=0):
         grids[name] = np.concatenate(imgs, axis=1)
         log.setdefault("eval", {})[name] = agg
     # sample grid: one row per configuration, the layouts' colour maps on top
-    from seg2any.preview import render_layout
+    from seg2any.layout.preview import render_layout
 
     tops = [render_layout(s.layout, legend_width=0)[:, : s.layout.width] for s, _, _ in picked[:8]]
     real = [s.image for s, _, _ in picked[:8]]
@@ -328,8 +328,8 @@ def main(argv=None):
 
     from seg2any.adapters.diffusers import load_lora_into
     from seg2any.adapters.diffusers_pipeline import Models
-    from seg2any.lora_format import load_checkpoint
-    from seg2any.t5_tokens import T5Tokenizer
+    from seg2any.conditioning.t5_tokens import T5Tokenizer
+    from seg2any.flux.lora_format import load_checkpoint
 
     from .models import load_flux, load_t5, load_vae, spiece_path
 

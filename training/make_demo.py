@@ -19,7 +19,7 @@ LAYOUTS = os.path.join(ROOT, "example_workflows", "layouts")
 def package(base: str, lora_ckpt: str, vae: str, t5: str, demo_dir: str = DEMO) -> None:
     from PIL import Image
 
-    from seg2any.lora_format import load_checkpoint, write_checkpoint
+    from seg2any.flux.lora_format import load_checkpoint, write_checkpoint
 
     from .data import colour_map
 

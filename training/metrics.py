@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from seg2any.errors import LayoutError
-from seg2any.layout import Layout
-from seg2any.token_grid import nearest_exact_index
+from seg2any.layout.layout import Layout
+from seg2any.layout.token_grid import nearest_exact_index
 
 from .data.synthetic import palette as default_palette
 

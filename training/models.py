@@ -103,7 +103,7 @@ def new_vae(seed: int = 0):
 def save_flux(transformer, path: str, params: dict = TINY_FLUX) -> None:
     """BFL/ComfyUI key names, FluxParams in the metadata (what the demo loaders read)."""
     from seg2any.adapters.diffusers import flux_dims
-    from seg2any.flux_keys import diffusers_to_comfy
+    from seg2any.flux.keys import diffusers_to_comfy
 
     base = getattr(transformer, "get_base_model", lambda: transformer)()
     sd = {k: v for k, v in base.state_dict().items() if "lora_" not in k}
@@ -131,7 +131,7 @@ def load_flux(path: str):
     from safetensors import safe_open
 
     from seg2any.adapters.diffusers import flux_dims
-    from seg2any.flux_keys import comfy_to_diffusers
+    from seg2any.flux.keys import comfy_to_diffusers
 
     with safe_open(path, framework="pt") as f:
         params = json.loads(f.metadata()["flux_params"])

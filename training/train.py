@@ -30,14 +30,14 @@ import torch.nn.functional as F
 
 from seg2any.adapters.diffusers import Seg2AnyFlux, add_seg2any_adapters, lora_from_peft
 from seg2any.adapters.diffusers_pipeline import Models, generate
-from seg2any.attention_kernels import resolve_backend
-from seg2any.batching import condition_inputs, kernel_for, layer_rules, pad_text, plan_rows
-from seg2any.condition_tokens import ConditionTokens, keep_mask_from_contour, pack_latents
-from seg2any.conditioning import Seg2AnyConditioning
-from seg2any.contour import entity_contour_map
-from seg2any.layout import Layout
-from seg2any.lora_format import write_checkpoint
-from seg2any.t5_tokens import T5Tokenizer
+from seg2any.attention.kernels import resolve_backend
+from seg2any.conditioning.batching import condition_inputs, kernel_for, layer_rules, pad_text, plan_rows
+from seg2any.conditioning.condition_tokens import ConditionTokens, keep_mask_from_contour, pack_latents
+from seg2any.conditioning.contour import entity_contour_map
+from seg2any.conditioning.settings import Seg2AnyConditioning
+from seg2any.conditioning.t5_tokens import T5Tokenizer
+from seg2any.flux.lora_format import write_checkpoint
+from seg2any.layout.layout import Layout
 
 from .data import BucketBatchSampler, FolderDataset, Robust, SACapDataset, SyntheticShapes, collate_samples
 from .models import TINY_FLUX, load_flux, load_t5, load_vae, new_t5, new_transformer, save_flux, spiece_path

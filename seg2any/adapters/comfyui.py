@@ -1,15 +1,17 @@
 """Seg2Any on ComfyUI's FLUX (``comfy.ldm.flux.model.Flux``), through ModelPatcher hooks only.
 
-This is the one module of the package that imports ComfyUI; ``nodes/`` uses it. Nothing here
-edits ComfyUI classes. A patched MODEL is a ``ModelPatcher.clone()`` carrying:
+With its siblings ``comfyui_*.py`` (model building, text encoding, the demo, CONDITIONING) it is
+the only code of the package that imports ComfyUI; ``nodes/`` uses them. Nothing here edits
+ComfyUI classes. A patched MODEL is a ``ModelPatcher.clone()`` carrying:
 
 * the ``default`` adapter merged into the weights by ComfyUI's own LoRA patching (so it works
   with fp8 weights, low-VRAM offloading and other LoRAs, and costs nothing per step);
 * a DIFFUSION_MODEL wrapper that, for each call whose conditioning carries a Seg2Any layout,
   gives stock ``forward_orig`` a per-call copy of ``transformer_options`` with
   - a ``post_input`` patch appending the condition tokens (embedded with ``img_in`` plus the
-    ``cond`` adapter, RoPE ids of the image token they sit on) and, for FlexAttention, reordering
-    image tokens so every entity is contiguous;
+    ``cond`` adapter, RoPE ids of the image token they sit on) and, for the backends that skip
+    masked blocks (``reorders`` in :mod:`seg2any.attention.backends`), reordering image tokens so
+    every entity is contiguous;
   - a ``patches_replace['dit']`` entry per block that calls the stock block with a second
     modulation vector at t = 0 for the condition tokens (``modulation_dims``) and that layer's
     mask (semantic alignment, or attribute isolation in the configured range);
@@ -36,15 +38,15 @@ import torch
 from comfy.ldm.flux.layers import timestep_embedding
 from comfy.ldm.flux.model import Flux
 
-from ..attention_kernels import MaskedAttention, resolve_backend
-from ..attention_rules import MaskRule, SequencePlan
-from ..batching import condition_inputs, kernel_for, layer_rules, pad_text, plan_rows
-from ..conditioning import Seg2AnyConditioning
+from ..attention.kernels import MaskedAttention, resolve_backend
+from ..attention.rules import MaskRule, SequencePlan
+from ..conditioning.batching import condition_inputs, kernel_for, layer_rules, pad_text, plan_rows
+from ..conditioning.settings import Seg2AnyConditioning
 from ..errors import LoraFormatError, ModelMismatchError
-from ..lora_format import ModelDims, Seg2AnyLora, adapter_state_dict, validate
-from ..trained_size import trained_size
+from ..flux import spec
+from ..flux.lora_format import ModelDims, Seg2AnyLora, adapter_state_dict, validate
 from .comfyui_compat import FluxInternals, flux_internals
-from .comfyui_demo import trained_resolution
+from .comfyui_demo import check_trained_size, trained_resolution
 
 log = logging.getLogger("seg2any")
 
@@ -92,14 +94,6 @@ def attach(conditioning: list, info_for) -> list:
         d["model_conds"] = mc
         out.append([t, d])
     return out
-
-
-def info_of(conditioning: list) -> Seg2AnyConditioning | None:
-    for _, d in conditioning:
-        c = d.get("model_conds", {}).get(COND_KEY)
-        if c is not None:
-            return c.cond
-    return None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -209,10 +203,9 @@ def cond_deltas(lora: Seg2AnyLora | None, dims: ModelDims, s_default: float, s_c
 
 def _image_branch(name: str) -> bool:
     """Modules condition tokens pass through (double-block image side, all single-block Linears)."""
-    if name.startswith("single_transformer_blocks."):
+    if name.startswith(spec.DIFFUSERS_SINGLE + "."):
         return True
-    suffix = name.split(".", 2)[-1]
-    return suffix in ("norm1.linear", "attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0", "ff.net.0.proj", "ff.net.2")
+    return name.split(".", 2)[-1] in spec.COND_DOUBLE_LINEARS
 
 
 def default_patches(model_patcher, lora: Seg2AnyLora, dims: ModelDims) -> dict:
@@ -237,7 +230,7 @@ def default_patches(model_patcher, lora: Seg2AnyLora, dims: ModelDims) -> dict:
 
 
 def _unit(f):
-    from ..lora_format import LoraFactor
+    from ..flux.lora_format import LoraFactor
 
     return LoraFactor(f.down, f.up, 1.0)
 
@@ -344,27 +337,13 @@ class Seg2AnyPatch:
         per = bsz // n
         return [batch.infos[i // per] for i in range(bsz)]
 
-    def _check_trained_size(self, h: int, w: int):
-        """The demo model draws noise far from its trained size (variance explained ~0.01 at 512 px):
-        a stock KSampler with a latent of the layout's size must say so rather than draw it."""
-        res = self.trained_resolution
-        if not res or res * res / 2 <= h * w <= 2 * res * res:
-            return
-        th, tw = trained_size(h, w, res)
-        raise ModelMismatchError(
-            f"this model was trained at {res}x{res} px and draws only noise far from that size, but the latent is "
-            f"{w}x{h} px: use an Empty Latent Image of {tw}x{th} (the same aspect at the trained size), or the Seg2Any "
-            "Masked FLUX Sampler, which renders any layout at the trained size; 'Scale Image to Layout' after VAE "
-            "Decode brings the image back to the layout's size"
-        )
-
     def _prepare(self, flux: Flux, batch: Seg2AnyBatch, x, timestep, context, y, guidance, control) -> _Call:
         dims = flux_dims(flux)
         infos = self._rows(batch, x.shape[0])
         ps = flux.patch_size
         gh, gw = (x.shape[-2] + ps // 2) // ps, (x.shape[-1] + ps // 2) // ps
-        h, w = x.shape[-2] * 8, x.shape[-1] * 8
-        self._check_trained_size(h, w)
+        h, w = x.shape[-2] * spec.VAE_FACTOR, x.shape[-1] * spec.VAE_FACTOR
+        check_trained_size(self.trained_resolution, h, w)  # the demo's rule; None for FLUX
         for info in infos:
             info.check_image_size(h, w)
             if context.shape[1] % info.n_text or context.shape[1] < info.n_text:

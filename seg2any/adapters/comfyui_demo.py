@@ -4,6 +4,10 @@ The demo is a small FLUX-architecture model trained here on synthetic shapes, wi
 encoder (the real T5 tokenizer; no pooled CLIP vector, FLUX then sees zeros there) and a small
 AutoencoderKL. Files (see ``seg2any/demo/README.md``): ``flux.safetensors``, ``t5.safetensors``,
 ``vae.safetensors``, each with its configuration in the safetensors metadata.
+
+The demo was trained at one small size and draws noise far from it, so its MODEL and VAE declare
+that size (:func:`trained_resolution`); the rule that follows from it (render the layout there,
+refuse a latent far from it) lives here, and models that declare nothing (FLUX) never meet it.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ import comfy.text_encoders.t5
 import torch
 from safetensors import safe_open
 
-from ..trained_size import DEMO_RESOLUTION
+from ..conditioning.settings import EncodedLayout
+from ..errors import ModelMismatchError
+from ..sampling.trained_size import DEMO_RESOLUTION, Fit, fit_layout, trained_size
 from .comfyui_models import build_flux, build_vae, flux_params
 
 # Where a MODEL / VAE says it only works near one resolution: a model_options key (copied by every
@@ -33,6 +39,30 @@ def trained_resolution(obj) -> int | None:
         return int(opts[TRAINED_RESOLUTION])
     value = getattr(obj, TRAINED_RESOLUTION, None)
     return int(value) if value else None
+
+
+def fitted(layout: EncodedLayout, model_or_vae) -> tuple[EncodedLayout, Fit | None]:
+    """The layout as a model that declares a trained resolution (the demo) renders it: resized
+    there; unchanged for FLUX. The contour encoder and the sampler both call this, so they agree."""
+    res = trained_resolution(model_or_vae)
+    fit = fit_layout(layout.layout, res, "this model") if res else None
+    if fit is None:
+        return layout, None
+    return EncodedLayout(fit.layout, layout.positive, layout.negative, layout.budget), fit
+
+
+def check_trained_size(resolution: int | None, h: int, w: int) -> None:
+    """A model trained at one size (the demo: variance explained ~0.01 at 512 px) draws noise far
+    from it: a stock KSampler with a latent of the layout's size must say so rather than draw it."""
+    if not resolution or resolution * resolution / 2 <= h * w <= 2 * resolution * resolution:
+        return
+    th, tw = trained_size(h, w, resolution)
+    raise ModelMismatchError(
+        f"this model was trained at {resolution}x{resolution} px and draws only noise far from that size, but the "
+        f"latent is {w}x{h} px: use an Empty Latent Image of {tw}x{th} (the same aspect at the trained size), or the "
+        "Seg2Any Masked FLUX Sampler, which renders any layout at the trained size; 'Scale Image to Layout' after VAE "
+        "Decode brings the image back to the layout's size"
+    )
 
 
 def read_with_config(path: str, key: str) -> tuple[dict, dict]:

@@ -17,22 +17,24 @@ import comfy.sd
 import comfy.supported_models
 import torch
 
+from ..flux import spec
+
 
 def flux_params(**overrides) -> dict:
     """A complete FluxParams dict for the running ComfyUI (fields differ between versions)."""
-    base = {
-        "in_channels": 16,
-        "out_channels": 16,
-        "vec_in_dim": 768,
-        "context_in_dim": 4096,
-        "hidden_size": 3072,
-        "mlp_ratio": 4.0,
-        "num_heads": 24,
-        "depth": 19,
-        "depth_single_blocks": 38,
-        "axes_dim": [16, 56, 56],
-        "theta": 10000,
-        "patch_size": 2,
+    base = {  # FLUX.1-dev
+        "in_channels": spec.LATENT_CHANNELS,
+        "out_channels": spec.LATENT_CHANNELS,
+        "vec_in_dim": spec.VEC_IN_DIM,
+        "context_in_dim": spec.CONTEXT_DIM,
+        "hidden_size": spec.HIDDEN,
+        "mlp_ratio": spec.MLP_RATIO,
+        "num_heads": spec.HEADS,
+        "depth": spec.DOUBLE_BLOCKS,
+        "depth_single_blocks": spec.SINGLE_BLOCKS,
+        "axes_dim": list(spec.AXES_DIM),
+        "theta": spec.ROPE_THETA,
+        "patch_size": spec.PATCH,
         "qkv_bias": True,
         "guidance_embed": True,
         "txt_ids_dims": [],

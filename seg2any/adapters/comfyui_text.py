@@ -11,9 +11,16 @@ from __future__ import annotations
 
 import torch
 
-from ..conditioning import EncodedText
+from ..conditioning.settings import EncodedText
+from ..conditioning.t5_tokens import (
+    ENTITY_MAX_TOKENS,
+    GLOBAL_MAX_TOKENS,
+    BudgetLine,
+    budget_report,
+    enforce_budget,
+    fit_to_length,
+)
 from ..errors import ModelMismatchError
-from ..t5_tokens import ENTITY_MAX_TOKENS, GLOBAL_MAX_TOKENS, BudgetLine, budget_report, enforce_budget, fit_to_length
 
 T5_KEY = "t5xxl"
 

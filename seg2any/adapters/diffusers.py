@@ -1,7 +1,7 @@
 """Seg2Any on diffusers' ``FluxTransformer2DModel`` (training and the CLI).
 
 The forward runs the model's own modules as three streams - text, noisy image, condition -
-with the shared core (:mod:`seg2any.batching`, :mod:`seg2any.attention_kernels`) for masks and
+with the shared core (:mod:`seg2any.conditioning.batching`, :mod:`seg2any.attention.kernels`) for masks and
 attention, so it computes what the ComfyUI adapter computes (a parity test checks this).
 
 LoRA routing follows the official design without mutating adapter state: a Linear wrapped by
@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from ..attention_kernels import MaskedAttention
-from ..attention_rules import MaskRule
-from ..lora_format import LoraFactor, ModelDims, Seg2AnyLora
+from ..attention.kernels import MaskedAttention
+from ..attention.rules import MaskRule
+from ..flux.lora_format import LoraFactor, ModelDims, Seg2AnyLora
 
 
 def flux_dims(transformer) -> ModelDims:
@@ -261,7 +261,7 @@ def add_seg2any_adapters(transformer, rank: int, init: str | bool = True):
     'cond' on x_embedder and the image-branch Linears."""
     from peft import LoraConfig, LoraModel
 
-    from ..lora_format import cond_targets, default_targets
+    from ..flux.lora_format import cond_targets, default_targets
 
     d = flux_dims(transformer)
     configs = {

@@ -15,17 +15,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..attention_kernels import resolve_backend
-from ..batching import condition_inputs, kernel_for, layer_rules, pad_text, plan_rows
-from ..condition_tokens import ConditionTokens, keep_mask_from_contour, pack_latents, unpack_latents
-from ..conditioning import EncodedText, Seg2AnyConditioning
-from ..contour import entity_contour_map, generation_size
-from ..layout import Layout
-from ..lora_format import Seg2AnyLora
-from ..noise import initial_noise
-from ..schedule import official_sigmas
-from ..t5_tokens import ENTITY_MAX_TOKENS, GLOBAL_MAX_TOKENS, budget_report, enforce_budget, fit_to_length
-from ..trained_size import DEMO_RESOLUTION, Fit, fit_layout, scale_uint8
+from ..attention.kernels import resolve_backend
+from ..conditioning.batching import condition_inputs, kernel_for, layer_rules, pad_text, plan_rows
+from ..conditioning.condition_tokens import ConditionTokens, keep_mask_from_contour, pack_latents, unpack_latents
+from ..conditioning.contour import entity_contour_map, generation_size
+from ..conditioning.settings import EncodedText, Seg2AnyConditioning
+from ..conditioning.t5_tokens import ENTITY_MAX_TOKENS, GLOBAL_MAX_TOKENS, budget_report, enforce_budget, fit_to_length
+from ..flux import spec
+from ..flux.lora_format import Seg2AnyLora
+from ..layout.layout import Layout
+from ..sampling.noise import initial_noise
+from ..sampling.schedule import official_sigmas
+from ..sampling.trained_size import DEMO_RESOLUTION, Fit, fit_layout, scale_uint8
 from .diffusers import Seg2AnyFlux, load_lora_into
 
 DEMO_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demo")
@@ -156,7 +157,7 @@ def generate(
     cond = models.condition(lay, cond_scale_factor, (h, w)) if (use_condition and use_entities) else None
     info = Seg2AnyConditioning(lay, enc.text_lens, cond, mode, isolation, alpha)
     net = Seg2AnyFlux(models.transformer, strengths)
-    grid = (h // 16, w // 16)
+    grid = spec.token_grid(h, w)
     be = resolve_backend(backend, device)
     infos = [info] * batch
     plan, trivial = plan_rows(infos, grid, be, reorder_ok=True)
@@ -166,7 +167,7 @@ def generate(
     text = pad_text([enc.cond[0].to(device)] * batch, plan.text_len).to(dtype)
     pooled = None if enc.pooled is None else enc.pooled.to(device, dtype).expand(batch, -1)
     perm = torch.stack([torch.from_numpy(p) for p in plan.perm]).to(device) if plan.reordered else None
-    x = initial_noise(noise, seed, (batch, 16, h // 8, w // 8), device, dtype)
+    x = initial_noise(noise, seed, spec.latent_shape(batch, h, w), device, dtype)
     sig = official_sigmas(steps, grid[0] * grid[1]).to(device)
     gvec = torch.full((batch,), float(models.guidance_default if guidance is None else guidance), device=device)
     it = range(steps)
@@ -183,7 +184,7 @@ def generate(
 
 def render(models: Models, layout: Layout, *, on_fit=None, **kwargs) -> tuple[list[np.ndarray], Fit | None]:
     """:func:`generate` at the model's trained resolution when it has one, scaled back to the
-    layout's size; also returns the :class:`~seg2any.trained_size.Fit` (None: rendered as is).
+    layout's size; also returns the :class:`~seg2any.sampling.trained_size.Fit` (None: rendered as is).
     ``on_fit(fit)`` is called before sampling, so a user hears about the resize before waiting."""
     fit = fit_layout(layout, models.trained_resolution, "the demo model") if models.trained_resolution else None
     if fit is None:
@@ -226,9 +227,9 @@ def load_demo(demo_dir: str = DEMO_DIR, lora: Seg2AnyLora | None = None, device=
     from diffusers import AutoencoderKL, FluxTransformer2DModel
     from transformers import T5Config, T5EncoderModel
 
-    from ..flux_keys import comfy_to_diffusers
-    from ..lora_format import load_checkpoint
-    from ..t5_tokens import T5Tokenizer
+    from ..conditioning.t5_tokens import T5Tokenizer
+    from ..flux.keys import comfy_to_diffusers
+    from ..flux.lora_format import load_checkpoint
     from .diffusers import flux_dims
 
     sd, fp = _read(os.path.join(demo_dir, "flux.safetensors"), "flux_params")
@@ -287,7 +288,7 @@ def load_flux_dev_base(flux_dir: str, device="cuda", dtype=torch.bfloat16) -> Mo
 
 def load_flux_dev(flux_dir: str, lora_path: str, device="cuda", dtype=torch.bfloat16) -> Models:
     """FLUX.1-dev in diffusers layout + an official Seg2Any checkpoint."""
-    from ..lora_format import load_checkpoint, validate
+    from ..flux.lora_format import load_checkpoint, validate
     from .diffusers import flux_dims
 
     lora = load_checkpoint(lora_path)  # read (and refuse) before the big load

@@ -10,7 +10,8 @@ import argparse
 
 import torch
 
-from seg2any.attention_kernels import MaskedAttention
+from seg2any.attention.backends import AUTO, REGISTRY
+from seg2any.attention.kernels import MaskedAttention
 from tests.core.test_kernels import CASES, RULES
 from tests.support.attention_cases import plan_of, qkv, reference
 
@@ -22,12 +23,12 @@ def main(argv=None):
     cuda = args.device.startswith("cuda")
     print("| backend | inputs | max abs error | max relative (Frobenius) error |")
     print("|---|---|---|---|")
-    for be in ("sdpa", "split", "dense", "flex"):
-        dt = torch.bfloat16 if cuda else (torch.float32 if be == "flex" else torch.float64)
+    for be in [n for n in REGISTRY if n != AUTO]:
+        dt = torch.bfloat16 if cuda else (torch.float32 if REGISTRY[be].compiles else torch.float64)
         worst_abs = worst_rel = 0.0
         for seed, specs in CASES.values():
             for reorder in (False, True):
-                plan = plan_of(seed, specs, reorder=reorder, bucket=128 if be == "flex" else 1)
+                plan = plan_of(seed, specs, reorder=reorder, bucket=REGISTRY[be].seq_multiple)
                 tags = plan.tags(args.device)
                 q, k, v = qkv(plan.batch, 2, plan.length, 16, seed=seed, dtype=dt, device=args.device)
                 att = MaskedAttention(tags, be, contiguous=reorder)
@@ -35,7 +36,7 @@ def main(argv=None):
                     d = att(q, k, v, rule).double() - (want := reference(q, k, v, tags, rule))
                     worst_abs = max(worst_abs, d.abs().max().item())
                     worst_rel = max(worst_rel, (d.norm() / want.norm()).item())
-        kind = str(dt).replace("torch.", "") + (" eager" if be == "flex" and not cuda else "")
+        kind = str(dt).replace("torch.", "") + (" eager" if REGISTRY[be].compiles and not cuda else "")
         print(f"| {be} | {kind} | {worst_abs:.1e} | {worst_rel:.1e} |")
 
 

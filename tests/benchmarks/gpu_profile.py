@@ -10,15 +10,16 @@ import argparse
 
 import torch
 
+from seg2any.flux import spec as flux
 from tests.benchmarks.step_latency import DIMS, Bench, release, setup_comfy
 
 
 def sparsity(bench: Bench, info, size: int):
-    from seg2any.attention_flex import tile_classes
-    from seg2any.attention_rules import MaskRule, SequencePlan
-    from seg2any.attention_split import plan_split
+    from seg2any.attention.flex import tile_classes
+    from seg2any.attention.rules import MaskRule, SequencePlan
+    from seg2any.attention.split import plan_split
 
-    grid = (size // 16, size // 16)
+    grid = flux.token_grid(size, size)
     plan = SequencePlan.build([info.row(grid)], reorder=True)
     tags = plan.tags(bench.dev)
     L = plan.length

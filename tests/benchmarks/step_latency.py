@@ -35,6 +35,9 @@ import warnings
 import numpy as np
 import torch
 
+from seg2any.attention.backends import AUTO, DEFAULT, REGISTRY
+from seg2any.flux import spec as flux
+
 DIMS = {
     "tiny": dict(
         hidden_size=128, num_heads=2, axes_dim=[16, 24, 24], depth=2, depth_single_blocks=2, context_in_dim=64, vec_in_dim=32
@@ -61,7 +64,7 @@ def setup_comfy():
 
 def grid_layout(size: int, n: int):
     """n rectangles on a near-square grid with background gutters (like the badge example)."""
-    from seg2any.layout import layout_from_masks
+    from seg2any.layout.layout import layout_from_masks
 
     cols = int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))
@@ -76,7 +79,7 @@ def grid_layout(size: int, n: int):
 
 
 def timed(fn, warmup, repeat, cuda):
-    from seg2any.attention_tuning import wall_times
+    from seg2any.attention.tuning import wall_times
 
     times = wall_times(fn, torch.device("cuda" if cuda else "cpu"), warmup, repeat)
     return statistics.median(times), min(times), max(times)
@@ -124,20 +127,20 @@ class Bench:
         self.g = torch.tensor([3.5], device=self.dev)
 
     def info(self, size: int, n: int, mode: str = "hard", global_len: int = 60):
-        from seg2any.condition_tokens import ConditionTokens, keep_mask_from_contour
-        from seg2any.conditioning import Seg2AnyConditioning
-        from seg2any.contour import entity_contour_map
+        from seg2any.conditioning.condition_tokens import ConditionTokens, keep_mask_from_contour
+        from seg2any.conditioning.contour import entity_contour_map
+        from seg2any.conditioning.settings import Seg2AnyConditioning
 
         lay = grid_layout(size, n)
         keep = keep_mask_from_contour(entity_contour_map(lay.masks, size, size, 2))
-        cond = ConditionTokens(torch.randn(1, 16, size // 16, size // 16), keep, 2, (size, size))
+        cond = ConditionTokens(torch.randn(flux.latent_shape(1, size // 2, size // 2)), keep, 2, (size, size))
         return Seg2AnyConditioning(lay, (global_len,) + (15,) * n, cond, mode=mode)
 
     def text(self, n_tokens: int, batch: int = 1):
         return torch.randn(batch, n_tokens, self.p["context_in_dim"], device=self.dev, dtype=self.dtype)
 
     def latent(self, size: int, batch: int = 1):
-        return torch.randn(batch, 16, size // 8, size // 8, device=self.dev, dtype=self.dtype)
+        return torch.randn(flux.latent_shape(batch, size, size), device=self.dev, dtype=self.dtype)
 
     def call(self, model, x, context, infos=None):
         from seg2any.adapters.comfyui import COND_KEY, Seg2AnyBatch
@@ -171,15 +174,16 @@ def release(model):
 
 
 def step_table(bench: Bench, args):
-    from seg2any.attention_kernels import MaskedAttention, resolve_backend, sdpa_masked
-    from seg2any.attention_rules import MaskRule, SequencePlan
+    from seg2any.attention.backends import sdpa_masked
+    from seg2any.attention.kernels import MaskedAttention, resolve_backend
+    from seg2any.attention.rules import MaskRule, SequencePlan
 
     dev, cuda = bench.dev, bench.cuda
     rows = []
     for size in args.sizes:
         for n in args.entities:
             info = bench.info(size, n)
-            T, n_img, C = info.n_text, (size // 16) ** 2, info.condition.count
+            T, n_img, C = info.n_text, flux.image_tokens(size, size), info.condition.count
             x = bench.latent(size)
             ctx, ctx_plain = bench.text(T), bench.text(T + C)
             results = {"plain": timed(lambda: bench.call(bench.base, x, ctx_plain), args.warmup, args.repeat, cuda)}
@@ -192,7 +196,7 @@ def step_table(bench: Bench, args):
                 release(m)
 
             # one attention call per rule and backend vs unmasked SDPA over the same tokens
-            plan = SequencePlan.build([info.row((size // 16, size // 16))], reorder=True)
+            plan = SequencePlan.build([info.row(flux.token_grid(size, size))], reorder=True)
             tags = plan.tags(dev)
             L, H, D = plan.length, bench.p["num_heads"], bench.p["hidden_size"] // bench.p["num_heads"]
             q, k, v = (torch.randn(1, H, L, D, device=dev, dtype=bench.dtype) for _ in range(3))
@@ -333,10 +337,13 @@ def main(argv=None):
     ap.add_argument("--only", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     on_cuda = args.device.startswith("cuda")
+    # every registered backend; on a CPU none that needs torch.compile (minutes per graph), and "auto"
+    # stands for the default there (they are the same backend off CUDA)
+    runnable = [b.name for b in REGISTRY.values() if on_cuda or not b.compiles]
     if args.backends is None:
-        args.backends = ["auto", "sdpa", "split", "flex", "dense"] if on_cuda else ["auto", "split", "dense"]
+        args.backends = runnable if on_cuda else [n for n in runnable if n != DEFAULT]
     if args.attn_backends is None:
-        args.attn_backends = ["sdpa", "split", "flex", "dense"] if on_cuda else ["sdpa", "split", "dense"]
+        args.attn_backends = [n for n in runnable if n != AUTO]
     if args.sizes is None:
         args.sizes = list(MANY_SIZES) if args.many_layouts else [512, 1024]
     args.argv_base = [a for a in argv if a not in ("--fresh",)]

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seg2any.editor_document import parse_document
-from seg2any.layout import layout_from_segmentation
-from seg2any.t5_tokens import T5Tokenizer
+from seg2any.conditioning.t5_tokens import T5Tokenizer
+from seg2any.layout.editor_document import parse_document
+from seg2any.layout.layout import layout_from_segmentation
 from tests.conftest import ROOT, SHARED
 
 pytest.importorskip("selenium")
@@ -376,7 +376,7 @@ def test_import_the_official_example_by_file_and_export_it(page, name):
     assert [r.get_attribute("textContent") for r in ed.root.find_elements(By.CSS_SELECTOR, ".s2a-num")][:3] == ["1", "2", "3"]
     # the node's outputs build the same layout as the official files
     doc = parse_document(ed.document())
-    from seg2any.editor_document import official_outputs
+    from seg2any.layout.editor_document import official_outputs
 
     rgb, segments, caption = official_outputs(doc)
     got = layout_from_segmentation(rgb, segments)

@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from seg2any.editor_document import hex_color, parse_document
+from seg2any.layout.editor_document import hex_color, parse_document
 from tests.support.workflows import example_path
 
 pytest.importorskip("selenium")

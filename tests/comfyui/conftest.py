@@ -30,11 +30,11 @@ if HAVE_COMFY:
     import torch
 
     from seg2any.adapters.comfyui_models import build_flux, flux_params
-    from seg2any.attention_rules import isolation_layers
-    from seg2any.condition_tokens import ConditionTokens, keep_mask_from_contour
-    from seg2any.conditioning import Seg2AnyConditioning
-    from seg2any.contour import entity_contour_map
-    from seg2any.layout import layout_from_masks
+    from seg2any.attention.rules import isolation_layers
+    from seg2any.conditioning.condition_tokens import ConditionTokens, keep_mask_from_contour
+    from seg2any.conditioning.contour import entity_contour_map
+    from seg2any.conditioning.settings import Seg2AnyConditioning
+    from seg2any.layout.layout import layout_from_masks
     from tests.support.reference_forward import RefSample
     from tests.support.tiny_flux import TINY, checkpoint_shapes, random_flux_sd
 

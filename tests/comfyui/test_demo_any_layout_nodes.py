@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seg2any.layout import layout_from_segmentation
+from seg2any.layout.layout import layout_from_segmentation
 from tests.conftest import COMFYUI_PATH, ROOT
 from tests.support.random_layouts import random_layout
 from tests.support.server import ComfyServer, clean

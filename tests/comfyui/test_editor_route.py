@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seg2any.editor_document import document_from_files
-from seg2any.t5_tokens import T5Tokenizer
+from seg2any.conditioning.t5_tokens import T5Tokenizer
+from seg2any.layout.editor_document import document_from_files
 from tests.conftest import COMFYUI_PATH, ROOT
 from tests.support.server import ComfyServer, clean
 

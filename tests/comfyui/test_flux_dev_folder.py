@@ -13,9 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
-from seg2any.contour import generation_size
-from seg2any.lora_format import ADAPTERS, cond_targets, default_targets, load_checkpoint, write_checkpoint
-from seg2any.t5_tokens import T5Tokenizer
+from seg2any.conditioning.contour import generation_size
+from seg2any.conditioning.t5_tokens import T5Tokenizer
+from seg2any.flux.lora_format import ADAPTERS, cond_targets, default_targets, load_checkpoint, write_checkpoint
 from tests.conftest import COMFYUI_PATH
 from tests.support.tiny_flux import TINY, random_lora
 

@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 
 from seg2any.adapters.comfyui import apply_seg2any
 from seg2any.adapters.comfyui_models import build_flux, flux_params
-from seg2any.lora_format import Seg2AnyLora, write_checkpoint
+from seg2any.flux.lora_format import Seg2AnyLora, write_checkpoint
 from tests.conftest import COMFYUI_PATH
 from tests.support.comfy_run import direct
 from tests.support.server import ComfyServer, clean
@@ -104,10 +104,10 @@ def _inputs(seed=0):
 
 
 def _info(size=(64, 64)):
-    from seg2any.condition_tokens import ConditionTokens, keep_mask_from_contour
-    from seg2any.conditioning import Seg2AnyConditioning
-    from seg2any.contour import entity_contour_map
-    from seg2any.layout import layout_from_masks
+    from seg2any.conditioning.condition_tokens import ConditionTokens, keep_mask_from_contour
+    from seg2any.conditioning.contour import entity_contour_map
+    from seg2any.conditioning.settings import Seg2AnyConditioning
+    from seg2any.layout.layout import layout_from_masks
 
     m = np.zeros((2, *size), bool)
     m[0, 8:40, 8:56] = True

@@ -11,7 +11,7 @@ from seg2any.adapters.comfyui import apply_seg2any, cond_deltas, default_patches
 from seg2any.adapters.comfyui_models import build_flux
 from seg2any.adapters.diffusers_pipeline import flux_config_from_params
 from seg2any.errors import LoraFormatError
-from seg2any.lora_format import FILE_NAME, cond_targets, default_targets, load_checkpoint
+from seg2any.flux.lora_format import FILE_NAME, cond_targets, default_targets, load_checkpoint
 from tests.support.comfy_run import direct
 from tests.support.reference_forward import Reference
 from tests.support.tiny_flux import comfy_to_diffusers, random_lora

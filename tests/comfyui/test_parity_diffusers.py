@@ -9,8 +9,8 @@ from seg2any.adapters.comfyui import apply_seg2any
 from seg2any.adapters.comfyui_models import build_flux
 from seg2any.adapters.diffusers import Seg2AnyFlux, add_seg2any_adapters, load_lora_into, lora_from_peft
 from seg2any.adapters.diffusers_pipeline import flux_config_from_params
-from seg2any.batching import condition_inputs, kernel_for, layer_rules, pad_text, plan_rows
-from seg2any.condition_tokens import pack_latents, unpack_latents
+from seg2any.conditioning.batching import condition_inputs, kernel_for, layer_rules, pad_text, plan_rows
+from seg2any.conditioning.condition_tokens import pack_latents, unpack_latents
 from tests.support.comfy_run import direct
 from tests.support.tiny_flux import comfy_to_diffusers, random_lora
 
@@ -82,8 +82,8 @@ def test_peft_adapters_round_trip_through_lora_factors(tiny):
 def test_full_weight_key_maps_match_comfyui(tiny):
     """Our diffusers<->ComfyUI key maps (used to export trained models) agree with ComfyUI's own."""
     from seg2any.adapters.comfyui import flux_dims
-    from seg2any.flux_keys import comfy_to_diffusers as ours_c2d
-    from seg2any.flux_keys import diffusers_to_comfy
+    from seg2any.flux.keys import comfy_to_diffusers as ours_c2d
+    from seg2any.flux.keys import diffusers_to_comfy
 
     p, sd = tiny
     dims = flux_dims(build_flux(p, sd).model.diffusion_model)

@@ -7,10 +7,10 @@ import torch
 
 from seg2any.adapters.comfyui import COND_KEY, Seg2AnyBatch, apply_seg2any, flux_vec
 from seg2any.adapters.comfyui_models import build_flux
-from seg2any.conditioning import Seg2AnyConditioning
+from seg2any.conditioning.settings import Seg2AnyConditioning
 from seg2any.errors import ModelMismatchError
-from seg2any.layout import layout_from_masks
-from seg2any.lora_format import LoraFactor, Seg2AnyLora
+from seg2any.flux.lora_format import LoraFactor, Seg2AnyLora
+from seg2any.layout.layout import layout_from_masks
 from tests.support.comfy_run import direct
 from tests.support.reference_forward import Reference
 from tests.support.tiny_flux import comfy_to_diffusers, random_lora
@@ -255,7 +255,7 @@ def test_batch_transport_concatenates_layouts(info_factory):
 def test_flex_backend_with_entity_reordering_equals_sdpa(tiny, info_factory, mode):
     """FlexAttention reorders image tokens so each entity is contiguous and restores the order
     before the final layer; on CPU the eager FlexAttention runs the same rules."""
-    from seg2any.attention_kernels import flex_available
+    from seg2any.attention.kernels import flex_available
 
     if not flex_available():
         pytest.skip("no FlexAttention in this torch")

@@ -9,7 +9,7 @@ import torch
 
 from seg2any.adapters.comfyui import apply_seg2any, attach
 from seg2any.adapters.comfyui_models import build_flux
-from seg2any.conditioning import Seg2AnyConditioning
+from seg2any.conditioning.settings import Seg2AnyConditioning
 from tests.support.comfy_run import denoise, direct
 from tests.support.reference_forward import Reference
 from tests.support.tiny_flux import comfy_to_diffusers, random_lora

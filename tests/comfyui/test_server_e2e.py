@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from seg2any.lora_format import write_checkpoint
+from seg2any.flux.lora_format import write_checkpoint
 from tests.conftest import COMFYUI_PATH, ROOT
 from tests.support.server import ComfyServer, clean
 from tests.support.tiny_flux import TINY, random_lora
@@ -40,7 +40,7 @@ def server(tmp_path_factory):
     # the loader's list: a combined Seg2Any file is offered, model weights and an ordinary LoRA are not
     from safetensors.torch import save_file
 
-    from seg2any.lora_format import write_combined
+    from seg2any.flux.lora_format import write_combined
 
     write_combined(os.path.join(base, "models", "seg2any", "combined.safetensors"), random_lora(flux_params(**TINY), rank=4))
     os.makedirs(os.path.join(base, "models", "loras"), exist_ok=True)

@@ -11,7 +11,7 @@ import torch
 
 from seg2any.adapters.comfyui_demo import demo_clip
 from seg2any.adapters.comfyui_text import encode_captions, encode_negative, t5_ids_fn
-from seg2any.t5_tokens import T5Tokenizer
+from seg2any.conditioning.t5_tokens import T5Tokenizer
 from tests.conftest import COMFYUI_PATH, ROOT
 from tests.support.tiny_models import tiny_t5_config, tiny_t5_state_dict
 

@@ -1,5 +1,5 @@
 """Hand-computed tiny layouts for every attention rule, and agreement with the official dense
-algorithm (float64, :mod:`seg2any.reference_mask`)."""
+algorithm (float64, :mod:`tests.support.reference_mask`)."""
 
 import math
 
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from seg2any.attention_rules import MaskRule, SequencePlan, dense_mask, isolation_layers, row_layout
+from seg2any.attention.rules import MaskRule, SequencePlan, dense_mask, isolation_layers, row_layout
 from seg2any.errors import ModelMismatchError
-from seg2any.reference_mask import official_bias
+from tests.support.reference_mask import official_bias
 
 # Tokens: 0-1 global text, 2 entity A text, 3 entity B text, 4-7 image (2x2 grid), 8-9 condition.
 # A covers image tokens 0,1 (row 0); B covers 1,3 (column 1); image token 2 is background.

@@ -10,10 +10,10 @@ import math
 
 import pytest
 
-import seg2any.attention_kernels as ak
-from seg2any.attention_kernels import MaskedAttention
-from seg2any.attention_rules import MaskRule
-from seg2any.attention_tuning import BackendTuner, bucket_bounds, default_path, length_bucket, pick_fastest
+import seg2any.attention.kernels as ak
+from seg2any.attention.kernels import MaskedAttention
+from seg2any.attention.rules import MaskRule
+from seg2any.attention.tuning import BackendTuner, bucket_bounds, default_path, length_bucket, pick_fastest
 from tests.support.attention_cases import plan_of, qkv, reference
 
 RULES = [MaskRule(False), MaskRule(True), MaskRule(True, math.log(0.3)), MaskRule(False, math.log(2.5))]

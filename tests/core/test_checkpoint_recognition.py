@@ -9,7 +9,7 @@ import os
 import torch
 from safetensors.torch import save_file
 
-from seg2any.lora_format import FILE_NAME, header_keys, is_seg2any_keys, load_checkpoint, write_checkpoint, write_combined
+from seg2any.flux.lora_format import FILE_NAME, header_keys, is_seg2any_keys, load_checkpoint, write_checkpoint, write_combined
 from tests.core.test_lora_format import make_lora
 
 

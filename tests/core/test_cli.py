@@ -12,8 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from seg2any.contour import generation_size
-from seg2any.lora_format import load_checkpoint
+from seg2any.conditioning.contour import generation_size
+from seg2any.flux.lora_format import load_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO = os.path.join(ROOT, "seg2any", "demo")

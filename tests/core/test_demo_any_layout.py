@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seg2any.layout import layout_from_segmentation
-from seg2any.trained_size import DEMO_RESOLUTION, fit_layout, trained_size
+from seg2any.layout.layout import layout_from_segmentation
+from seg2any.sampling.trained_size import DEMO_RESOLUTION, fit_layout, trained_size
 from tests.support.random_layouts import random_layout
 from training.metrics import segment_labels, variance_explained
 
@@ -111,7 +111,7 @@ def test_demo_loads_without_the_peft_warning_and_with_its_adapters():
 
     from seg2any.adapters.diffusers import lora_from_peft
     from seg2any.adapters.diffusers_pipeline import load_demo
-    from seg2any.lora_format import load_checkpoint
+    from seg2any.flux.lora_format import load_checkpoint
 
     records = []
     handler = logging.Handler()

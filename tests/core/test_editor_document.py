@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seg2any.editor_document import (
+from seg2any.conditioning.t5_tokens import T5Tokenizer
+from seg2any.conditioning.token_request import MAX_TEXT_CHARS, MAX_TEXTS, TokenRequestError, count_tokens
+from seg2any.errors import LayoutError
+from seg2any.layout.editor_document import (
     MAX_ENTITIES,
     PNG_PREFIX,
     DocEntity,
@@ -23,10 +26,7 @@ from seg2any.editor_document import (
     official_outputs,
     parse_document,
 )
-from seg2any.errors import LayoutError
-from seg2any.layout import layout_from_segmentation
-from seg2any.t5_tokens import T5Tokenizer
-from seg2any.token_request import MAX_TEXT_CHARS, MAX_TEXTS, TokenRequestError, count_tokens
+from seg2any.layout.layout import layout_from_segmentation
 from tests.conftest import ROOT
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 200, 0), (0, 0, 255)

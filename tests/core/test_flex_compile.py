@@ -13,9 +13,9 @@ import warnings
 import pytest
 import torch
 
-from seg2any.attention_flex import flex_available
-from seg2any.attention_kernels import MaskedAttention
-from seg2any.attention_rules import MaskRule
+from seg2any.attention.flex import flex_available
+from seg2any.attention.kernels import MaskedAttention
+from seg2any.attention.rules import MaskRule
 from tests.support.attention_cases import plan_of, qkv, reference, rel_err
 
 pytestmark = pytest.mark.skipif(not flex_available(), reason="no FlexAttention in this torch")

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from seg2any.attention_kernels import BACKENDS, MaskedAttention, flex_available, resolve_backend
-from seg2any.attention_rules import MaskRule, SequencePlan, dense_mask, row_layout
-from seg2any.attention_split import plan_split
-from seg2any.reference_mask import official_bias
+from seg2any.attention.kernels import BACKENDS, MaskedAttention, flex_available, resolve_backend
+from seg2any.attention.rules import MaskRule, SequencePlan, dense_mask, row_layout
+from seg2any.attention.split import plan_split
 from tests.support.attention_cases import plan_of, qkv, reference
+from tests.support.reference_mask import official_bias
 
 
 def _case():
@@ -71,7 +71,7 @@ def test_backend_choice(monkeypatch):
 
 
 def test_auto_on_cpu_logs_its_choice_once(caplog, monkeypatch):
-    import seg2any.attention_kernels as ak
+    import seg2any.attention.kernels as ak
 
     monkeypatch.delenv("SEG2ANY_ATTENTION", raising=False)
     monkeypatch.setattr(ak, "_logged", set())
@@ -157,7 +157,7 @@ def test_split_in_place_mode_uses_the_masked_path():
 def test_flex_failure_falls_back_to_sdpa(monkeypatch):
     """A torch/triton build that cannot run FlexAttention (simulated: the kernel raises) still
     gives the right result through SDPA; with SEG2ANY_STRICT_FLEX the error surfaces instead."""
-    import seg2any.attention_flex as af
+    import seg2any.attention.flex as af
 
     def broken():
         def fn(*a, **k):
@@ -187,7 +187,7 @@ def test_split_packed_varlen_calls_equal_reference(monkeypatch, lse_layout):
     cumulative lengths, a per-row lse shift for log alpha). Here the varlen kernel is replaced by
     a plain-torch one with the same contract (FlashAttention's (heads, rows) lse, or cuDNN-style
     (rows, heads, 1)), so the packing, bias shifts and merging are checked on the CPU."""
-    import seg2any.attention_split as asplit
+    import seg2any.attention.split as asplit
 
     def varlen_emulated(q, k, v, cu_q, cu_k, max_q, max_k, scale):
         o, lse = torch.empty_like(q), torch.empty(q.shape[0], q.shape[1], dtype=torch.float64)

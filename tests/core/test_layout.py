@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from seg2any.errors import LayoutError
-from seg2any.layout import (
+from seg2any.layout.layout import (
     as_rgb_uint8,
     layout_from_masks,
     layout_from_segmentation,

@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from seg2any.errors import LoraFormatError
-from seg2any.lora_format import (
+from seg2any.flux.lora_format import (
     FILE_NAME,
     LoraFactor,
     ModelDims,

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from seg2any.condition_tokens import pack_latents
-from seg2any.noise import comfy_noise, initial_noise, official_noise
+from seg2any.conditioning.condition_tokens import pack_latents
+from seg2any.sampling.noise import comfy_noise, initial_noise, official_noise
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHAPE = (3, 16, 8, 12)  # three images of a 64x96 latent
@@ -60,7 +60,7 @@ def test_official_noise_batch_images_are_the_seed_plus_i_images():
     from PIL import Image
 
     from seg2any.adapters.diffusers_pipeline import generate, load_demo
-    from seg2any.layout import layout_from_segmentation
+    from seg2any.layout.layout import layout_from_segmentation
 
     stem = os.path.join(ROOT, "example_workflows", "layouts", "demo_shapes")
     with open(stem + ".json") as f:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seg2any.layout import layout_from_masks
-from seg2any.preview import LEGEND_WIDTH, WORK_MAX, WORK_MIN, render_layout
+from seg2any.layout.layout import layout_from_masks
+from seg2any.layout.preview import LEGEND_WIDTH, WORK_MAX, WORK_MIN, render_layout
 
 
 def grid_layout(size: int, n: int):

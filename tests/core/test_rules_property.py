@@ -8,8 +8,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seg2any.attention_rules import Kind, MaskRule, SequencePlan, dense_mask, row_layout
-from seg2any.reference_mask import official_bias
+from seg2any.attention.rules import Kind, MaskRule, SequencePlan, dense_mask, row_layout
+from tests.support.reference_mask import official_bias
 
 
 @st.composite

@@ -2,8 +2,8 @@ import os
 
 import pytest
 
+from seg2any.conditioning.t5_tokens import EOS_ID, T5Tokenizer, budget_report, enforce_budget, fit_to_length
 from seg2any.errors import TokenBudgetError
-from seg2any.t5_tokens import EOS_ID, T5Tokenizer, budget_report, enforce_budget, fit_to_length
 
 
 @pytest.fixture(scope="module")

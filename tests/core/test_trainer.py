@@ -12,7 +12,7 @@ pytest.importorskip("diffusers")
 pytest.importorskip("peft")
 pytest.importorskip("accelerate")
 
-from seg2any.lora_format import ADAPTERS, load_checkpoint  # noqa: E402
+from seg2any.flux.lora_format import ADAPTERS, load_checkpoint  # noqa: E402
 from training.models import new_t5, new_vae, save_t5, save_vae  # noqa: E402
 from training.train import main as train_main  # noqa: E402
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from seg2any.errors import LayoutError
-from seg2any.layout import layout_from_segmentation
+from seg2any.layout.layout import layout_from_segmentation
 from training.data import (
     BucketBatchSampler,
     FolderDataset,
@@ -247,7 +247,7 @@ def test_colour_map_round_trips_through_layout_from_segmentation():
 
 
 def test_colour_map_refuses_overlaps():
-    from seg2any.layout import layout_from_masks
+    from seg2any.layout.layout import layout_from_masks
     from training.data import Sample
 
     m = np.zeros((2, 8, 8), dtype=bool)
@@ -544,7 +544,7 @@ def test_metrics_perfect_and_noisy_images():
 
 
 def _two_box_case():
-    from seg2any.layout import layout_from_masks
+    from seg2any.layout.layout import layout_from_masks
 
     pal = palette()
     gray = background_colours()["gray"]

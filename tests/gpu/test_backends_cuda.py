@@ -9,10 +9,10 @@ import math
 import pytest
 import torch
 
-from seg2any.attention_kernels import MaskedAttention, auto_candidates, flex_available
-from seg2any.attention_rules import MaskRule, SequencePlan, row_layout
-from seg2any.attention_split import varlen_usable
-from seg2any.attention_tuning import process_tuner
+from seg2any.attention.kernels import MaskedAttention, auto_candidates, flex_available
+from seg2any.attention.rules import MaskRule, SequencePlan, row_layout
+from seg2any.attention.split import varlen_usable
+from seg2any.attention.tuning import process_tuner
 from tests.support.attention_cases import pixel_masks, qkv, reference, rel_err
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

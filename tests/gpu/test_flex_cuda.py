@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
-from seg2any.attention_kernels import MaskedAttention, flex_available
-from seg2any.attention_rules import MaskRule, SequencePlan, row_layout
-from seg2any.reference_mask import official_bias
+from seg2any.attention.kernels import MaskedAttention, flex_available
+from seg2any.attention.rules import MaskRule, SequencePlan, row_layout
 from tests.support.attention_cases import pixel_masks
+from tests.support.reference_mask import official_bias
 
 pytestmark = pytest.mark.skipif(not flex_available(), reason="no FlexAttention in this torch")
 

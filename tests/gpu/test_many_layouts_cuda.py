@@ -10,9 +10,9 @@ import warnings
 import pytest
 import torch
 
-from seg2any.attention_flex import MAX_GRAPHS, flex_available
-from seg2any.attention_kernels import MaskedAttention
-from seg2any.attention_rules import MaskRule
+from seg2any.attention.flex import MAX_GRAPHS, flex_available
+from seg2any.attention.kernels import MaskedAttention
+from seg2any.attention.rules import MaskRule
 from tests.support.attention_cases import plan_of, qkv
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

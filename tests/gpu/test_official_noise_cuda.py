@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seg2any.condition_tokens import pack_latents
-from seg2any.noise import initial_noise, official_noise
+from seg2any.conditioning.condition_tokens import pack_latents
+from seg2any.sampling.noise import initial_noise, official_noise
 from tests.core.test_noise import official_reference
 
 SHAPE = (2, 16, 128, 96)  # two images of a 1024x768 layout

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import torch
 
-from seg2any.attention_rules import MaskRule, SequencePlan, dense_mask, row_layout
+from seg2any.attention.rules import MaskRule, SequencePlan, dense_mask, row_layout
 
 
 def random_masks(rng, n: int, size: int = 64) -> np.ndarray:

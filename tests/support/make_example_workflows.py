@@ -257,8 +257,8 @@ def painted_document() -> str:
     """The mask-editor example's three entities as a Layout Editor document (colour map + prompts)."""
     import numpy as np
 
-    from seg2any.editor_document import document_from_official, encode_document
-    from seg2any.example_layouts import mask_editor_inputs
+    from seg2any.layout.editor_document import document_from_official, encode_document
+    from seg2any.layout.examples import mask_editor_inputs
 
     painted = mask_editor_inputs()
     colours = {"balloon": (230, 57, 70), "mountain": (69, 123, 157), "cabin": (244, 162, 97)}
@@ -318,8 +318,8 @@ def _layout_sheet(layout, scale: int = 2):
     """Layout preview beside its Entity Contour Map: what the FLUX templates do, without FLUX."""
     import numpy as np
 
-    from seg2any.contour import entity_contour_map, generation_size
-    from seg2any.preview import render_layout
+    from seg2any.conditioning.contour import entity_contour_map, generation_size
+    from seg2any.layout.preview import render_layout
 
     left = render_layout(layout, legend=False)
     h, w = generation_size(layout.height, layout.width, scale)
@@ -335,8 +335,8 @@ def thumbnails(out_dir: str) -> None:
     import numpy as np
     from PIL import Image
 
-    from seg2any.example_layouts import mask_editor_inputs
-    from seg2any.layout import layout_from_masks, layout_from_segmentation
+    from seg2any.layout.examples import mask_editor_inputs
+    from seg2any.layout.layout import layout_from_masks, layout_from_segmentation
 
     sheets = {}
     for key in ("reading_nook", "badge_grid"):
@@ -348,7 +348,7 @@ def thumbnails(out_dir: str) -> None:
     names = list(PAINTED)
     masks = np.stack([np.array(painted[n])[..., 3] == 0 for n in names])
     sheets["mask_editor"] = _layout_sheet(layout_from_masks("mask editor", masks, names))
-    from seg2any.editor_document import official_outputs, parse_document
+    from seg2any.layout.editor_document import official_outputs, parse_document
 
     rgb, segments, _ = official_outputs(parse_document(painted_document()))
     sheets["layout_editor"] = _layout_sheet(layout_from_segmentation(rgb, segments))
@@ -361,7 +361,7 @@ def thumbnails(out_dir: str) -> None:
         with open(demo_json, encoding="utf-8") as f:
             spec = json.load(f)
         seg = np.array(Image.open(demo_json[:-5] + ".png").convert("RGB"))
-        from seg2any.preview import render_layout
+        from seg2any.layout.preview import render_layout
 
         left = render_layout(layout_from_segmentation(seg, spec), legend=False)
         right = np.array(Image.open(tmp).convert("RGB").resize((left.shape[1], left.shape[0])))

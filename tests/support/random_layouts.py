@@ -11,8 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from seg2any.token_grid import nearest_exact_index
-from seg2any.trained_size import DEMO_RESOLUTION, trained_size
+from seg2any.layout.token_grid import nearest_exact_index
+from seg2any.sampling.trained_size import DEMO_RESOLUTION, trained_size
 
 COLOURS = ("red", "green", "blue", "yellow", "purple", "orange", "white")
 KINDS = ("circle", "square", "triangle", "diamond")

@@ -30,7 +30,7 @@ def check(image_path: str, layout_json: str = DEMO_LAYOUT) -> float:
     import numpy as np
     from PIL import Image
 
-    from seg2any.layout import load_layout_pair
+    from seg2any.layout.layout import load_layout_pair
     from training.metrics import segment_labels, variance_explained
 
     layout = load_layout_pair(layout_json)

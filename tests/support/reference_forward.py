@@ -2,7 +2,7 @@
 
 Written from the official ``transformer_flux.py`` / ``attention.py`` semantics on diffusers
 module names (unfused q/k/v), with the dense official mask from
-:func:`seg2any.reference_mask.official_bias` and explicit LoRA routing: ``default`` on text and
+:func:`tests.support.reference_mask.official_bias` and explicit LoRA routing: ``default`` on text and
 image tokens, ``cond`` on condition tokens, never merged. It shares no code with the runtime
 adapters, so agreement means both implement the same method.
 """
@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seg2any.lora_format import Seg2AnyLora
-from seg2any.reference_mask import official_bias
+from seg2any.flux.lora_format import Seg2AnyLora
+from tests.support.reference_mask import official_bias
 
 
 @dataclass

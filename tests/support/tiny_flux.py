@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from seg2any.lora_format import LoraFactor, ModelDims, Seg2AnyLora, cond_targets, default_targets
+from seg2any.flux.lora_format import LoraFactor, ModelDims, Seg2AnyLora, cond_targets, default_targets
 
 TINY = dict(hidden_size=64, num_heads=2, axes_dim=[8, 12, 12], depth=2, depth_single_blocks=2, context_in_dim=32, vec_in_dim=16)
 

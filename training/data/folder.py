@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from seg2any.errors import LayoutError
-from seg2any.layout import layout_from_segmentation
+from seg2any.layout.layout import layout_from_segmentation
 
 from .sample import Sample, make_sample
 

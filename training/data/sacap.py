@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from seg2any.errors import LayoutError
-from seg2any.layout import Entity, Layout, entity_label
+from seg2any.layout.layout import Entity, Layout, entity_label
 
 from .sample import Sample, nearest_exact_index, resize_image
 

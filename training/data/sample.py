@@ -17,7 +17,8 @@ import torch
 from PIL import Image
 
 from seg2any.errors import LayoutError
-from seg2any.layout import Entity, Layout
+from seg2any.layout.layout import Entity, Layout
+from seg2any.layout.token_grid import nearest_exact_index
 
 log = logging.getLogger(__name__)
 
@@ -29,21 +30,6 @@ class Sample:
     key: str
     image: np.ndarray  # uint8 (R, R, 3)
     layout: Layout  # masks at (R, R)
-
-
-def nearest_exact_index(src: int, dst: int) -> np.ndarray:
-    """Source index per destination index, computed the way PyTorch's CPU kernel does.
-
-    In exact arithmetic this is ``floor((i + 0.5) * src / dst)``. Torch evaluates the scale in
-    float32, which moves the index by one for a few size pairs (about 0.1%, e.g. 62 -> 7); matching
-    the float32 path keeps masks bit-identical to ``F.interpolate`` on float32/uint8 tensors, which is
-    what the official trainer ran.
-    """
-    if src < 1 or dst < 1:
-        raise ValueError(f"sizes must be positive, got {src} -> {dst}")
-    scale = np.float32(src) / np.float32(dst)
-    pos = ((np.arange(dst, dtype=np.float64) + 0.5) * np.float64(scale)).astype(np.float32)
-    return np.minimum(np.floor(pos).astype(np.int64), src - 1)
 
 
 def resize_masks(masks: np.ndarray, resolution: int) -> np.ndarray:

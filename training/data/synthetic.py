@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from seg2any.errors import LayoutError
-from seg2any.layout import Entity, Layout, entity_label
+from seg2any.layout.layout import Entity, Layout, entity_label
 
 from .sample import Sample
 
@@ -37,6 +37,7 @@ _PALETTE: dict[str, tuple[RGB, RGB]] = {
 _BACKGROUNDS: dict[str, RGB] = {"gray": (128, 128, 128), "white": _PALETTE["white"][0], "black": _PALETTE["black"][0]}
 KINDS = ("circle", "square", "triangle", "diamond")
 TEXTURES = ("plain", "striped", "dotted")
+STRIPES = 16  # texture periods across the canvas (stripes, dot rows)
 MIN_AREA = 0.03  # of the canvas; smaller visible remnants are not drawn at all
 SIZE_RANGE = (0.20, 0.45)  # of the canvas side
 
@@ -88,7 +89,7 @@ def shape_mask(shape: Shape, resolution: int) -> np.ndarray:
 
 def texture_pattern(texture: str, resolution: int) -> np.ndarray:
     """Where the darker shade goes (canvas-wide; a shape shows it through its mask)."""
-    period = max(4, resolution // 16)
+    period = max(4, resolution // STRIPES)
     y, x = np.mgrid[0:resolution, 0:resolution]
     if texture == "plain":
         return np.zeros((resolution, resolution), dtype=bool)

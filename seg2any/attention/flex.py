@@ -38,7 +38,7 @@ import os
 
 import torch
 
-from .attention_rules import MaskRule, SequenceTags, score_bias, visible
+from .rules import MaskRule, SequenceTags, score_bias, visible
 
 FLEX_BLOCK = 128
 MAX_GRAPHS = 4  # 2 kinds of rule (standard, place) x (first specialised + general) graph

@@ -13,7 +13,7 @@ isolation). The rules only depend on a few facts per token, so we keep exactly t
 The same :func:`visible` / :func:`score_bias` functions evaluate the rules on any broadcastable
 index tensors, so the SDPA path (a per-sample boolean mask, heads broadcast) and the
 FlexAttention path (``mask_mod`` / ``score_mod``) cannot disagree. A dense float64 builder that
-follows the official algorithm step by step lives in :mod:`seg2any.reference_mask` for tests.
+follows the official algorithm step by step lives in :mod:`tests.support.reference_mask` for tests.
 
 Rules (q attends to k), "base" mode (Semantic Alignment, every layer):
   image/condition <-> image/condition; image<->condition pairs get + log(alpha)
@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .errors import ModelMismatchError
-from .token_grid import area_fractions, token_masks
+from ..errors import ModelMismatchError
+from ..layout.token_grid import area_fractions, token_masks
 
 MODES = ("hard", "base", "place")
 

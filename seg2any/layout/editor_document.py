@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import LayoutError
+from ..errors import LayoutError
 from .layout import RGB, as_rgb_uint8, parse_segment_spec
 
 VERSION = 1

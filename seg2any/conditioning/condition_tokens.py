@@ -19,10 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .errors import ModelMismatchError
+from ..errors import ModelMismatchError
+from ..flux import spec
 
 
-def keep_mask_from_contour(contour: np.ndarray | torch.Tensor, patch: int = 16) -> np.ndarray:
+def keep_mask_from_contour(contour: np.ndarray | torch.Tensor, patch: int = spec.PIXELS_PER_TOKEN) -> np.ndarray:
     """Contour image (h, w[, 3]), uint8 or 0..1 float -> (h/patch, w/patch) bool: any non-black pixel."""
     arr = contour.detach().cpu().numpy() if isinstance(contour, torch.Tensor) else np.asarray(contour)
     if arr.ndim == 4 and arr.shape[0] == 1:
@@ -91,7 +92,8 @@ class ConditionTokens:
     @property
     def grid(self) -> tuple[int, int]:
         h, w = self.image_size
-        return h // (16 * self.scale), w // (16 * self.scale)
+        step = spec.PIXELS_PER_TOKEN * self.scale
+        return h // step, w // step
 
     @property
     def count(self) -> int:
@@ -101,7 +103,7 @@ class ConditionTokens:
         return condition_positions(self.keep, self.scale)
 
     def tokens(self, process_in=None) -> torch.Tensor:
-        """(C, 64) kept tokens; ``process_in`` maps the raw latent into model space first."""
+        """(C, spec.PACKED_CHANNELS) kept tokens; ``process_in`` maps the raw latent into model space first."""
         z = self.latent if process_in is None else process_in(self.latent)
         packed = pack_latents(z[:1])[0]
         idx = torch.from_numpy(np.flatnonzero(self.keep.reshape(-1)))

@@ -1,7 +1,7 @@
 """Dense float64 attention bias, built the way the official pipeline builds it.
 
 This is the *reference* the compact rules are tested against, so it deliberately shares no
-logic with :mod:`seg2any.attention_rules`: it walks the official algorithm
+logic with :mod:`seg2any.attention.rules`: it walks the official algorithm
 (``pipeline_flux.py: prepare_attention_mask``) step by step on an L x L permission matrix with
 entries in {0, 1, alpha, fraction}, then takes the log. Never use it at run time: it is O(L^2)
 float64 per sample and per mask kind.

@@ -11,13 +11,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
-from .attention_rules import MODES, MaskRule, RowLayout, isolation_layers, row_layout
+from ..attention.rules import MODES, MaskRule, RowLayout, isolation_layers, row_layout
+from ..errors import ModelMismatchError
+from ..layout.layout import Layout
 from .condition_tokens import ConditionTokens
-from .errors import ModelMismatchError
-from .layout import Layout
 from .t5_tokens import BudgetLine
 
 
@@ -119,10 +118,3 @@ class Seg2AnyConditioning:
     def trivial(self) -> bool:
         """No entities and no condition tokens: the forward is plain FLUX with the adapters."""
         return not self.layout.entities and (self.condition is None or self.condition.count == 0)
-
-
-def entity_counts_at(cond: Seg2AnyConditioning, grid: tuple[int, int]) -> np.ndarray:
-    """Tokens per entity at a grid (for reports)."""
-    r = cond.row(grid)
-    members = r.group_members[r.token_group]  # (n_img, N)
-    return members.sum(axis=0)

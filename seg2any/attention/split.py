@@ -1,7 +1,7 @@
 """Masked attention as dense pieces merged by log-sum-exp: masked pairs are never computed.
 
 Once image tokens are reordered so every membership set is contiguous
-(:func:`seg2any.attention_rules.entity_order`), each query row sees a handful of contiguous key
+(:func:`seg2any.attention.rules.entity_order`), each query row sees a handful of contiguous key
 ranges: the image/condition block, the global text, its entities' captions, in isolation layers
 only the image ranges of the sets it shares an entity with. Rows with the same visible set form
 a segment; (segment, key range) is a *piece* whose attention is plain, unmasked, dense attention.
@@ -11,7 +11,7 @@ A row's softmax over the union of its ranges is the log-sum-exp merge of its pie
 
 A constant bias c on a piece (log alpha on image<->condition pairs) leaves the piece's softmax
 unchanged and adds c to its lse, so shape strength is exact too. "place" mode has a different
-bias for every pair and is not expressible this way; :class:`~seg2any.attention_kernels.MaskedAttention`
+bias for every pair and is not expressible this way; :class:`~seg2any.attention.kernels.MaskedAttention`
 runs those layers with the additive-mask SDPA.
 
 Pieces are derived from the rules themselves (row codes from the shared :func:`visible` /
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .attention_rules import Kind, MaskRule, SequenceTags, visible
+from .rules import Kind, MaskRule, SequenceTags, visible
 
 MAX_PIECES = 8192  # beyond this (e.g. no entity reordering) the plan costs more than it saves
 

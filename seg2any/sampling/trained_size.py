@@ -16,14 +16,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .layout import Entity, Layout
-from .token_grid import nearest_exact_index, token_masks
+from ..flux import spec
+from ..layout.layout import Entity, Layout
+from ..layout.token_grid import nearest_exact_index, token_masks
 
 DEMO_RESOLUTION = 128  # training/experiment.py trains the demo on 128x128 synthetic shapes
-PATCH = 16  # pixels per FLUX image token (VAE /8, 2x2 packing)
 
 
-def trained_size(height: int, width: int, resolution: int, multiple: int = PATCH) -> tuple[int, int]:
+def trained_size(height: int, width: int, resolution: int, multiple: int = spec.PIXELS_PER_TOKEN) -> tuple[int, int]:
     """(h, w) with about ``resolution**2`` pixels and the layout's aspect ratio, multiples of ``multiple``."""
     s = resolution / math.sqrt(height * width)
     h = max(multiple, round(height * s / multiple) * multiple)
@@ -57,7 +57,7 @@ def fit_layout(layout: Layout, resolution: int, who: str = "the model") -> Fit |
     if (h, w) == (layout.height, layout.width):
         return None
     small = resize_layout(layout, h, w)
-    tm = token_masks(small.masks, h // PATCH, w // PATCH)
+    tm = token_masks(small.masks, *spec.token_grid(h, w))
     gone = tuple(i for i, e in enumerate(layout.entities) if e.mask.any() and not tm[i].any())
     msg = (
         f"{who} was trained at {resolution}x{resolution} px: the {layout.width}x{layout.height} layout is rendered at "

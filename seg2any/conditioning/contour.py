@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .errors import ModelMismatchError
+from ..errors import ModelMismatchError
+from ..flux import spec
 
 
 def draw_contours(masks: np.ndarray) -> np.ndarray:
@@ -27,12 +28,12 @@ def draw_contours(masks: np.ndarray) -> np.ndarray:
 
 
 def generation_size(height: int, width: int, cond_scale_factor: int) -> tuple[int, int]:
-    """Official sizing: floor each side to a multiple of 16 * cond_scale_factor."""
-    step = 16 * cond_scale_factor
+    """Official sizing: floor each side to a multiple of 16 (pixels per token) * cond_scale_factor."""
+    step = spec.PIXELS_PER_TOKEN * cond_scale_factor
     h, w = (height // step) * step, (width // step) * step
     if h == 0 or w == 0:
         raise ModelMismatchError(
-            f"a {width}x{height} layout is smaller than one {step}x{step} block (16 px x cond_scale_factor "
+            f"a {width}x{height} layout is smaller than one {step}x{step} block ({spec.PIXELS_PER_TOKEN} px x cond_scale_factor "
             f"{cond_scale_factor}); use a larger layout"
         )
     return h, w
@@ -45,10 +46,11 @@ def entity_contour_map(masks: np.ndarray, height: int, width: int, cond_scale_fa
     """
     if cond_scale_factor < 1:
         raise ModelMismatchError(f"cond_scale_factor must be >= 1, got {cond_scale_factor}")
-    if height % (16 * cond_scale_factor) or width % (16 * cond_scale_factor):
+    step = spec.PIXELS_PER_TOKEN * cond_scale_factor
+    if height % step or width % step:
         raise ModelMismatchError(
-            f"image size {width}x{height} must be a multiple of {16 * cond_scale_factor} "
-            f"(16 px x cond_scale_factor {cond_scale_factor})"
+            f"image size {width}x{height} must be a multiple of {step} "
+            f"({spec.PIXELS_PER_TOKEN} px x cond_scale_factor {cond_scale_factor})"
         )
     canvas = draw_contours(masks)
     ch, cw = height // cond_scale_factor, width // cond_scale_factor

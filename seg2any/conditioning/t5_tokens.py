@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .errors import TokenBudgetError
+from ..errors import TokenBudgetError
 
 GLOBAL_MAX_TOKENS = 512
 ENTITY_MAX_TOKENS = 50

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import torch
 
-from .attention_kernels import MaskedAttention
-from .attention_rules import MaskRule, SequencePlan
-from .conditioning import Seg2AnyConditioning
-from .errors import ModelMismatchError
-
-FLEX_BUCKET = 128
-REORDERING = ("flex", "split", "auto")  # backends whose cost falls when each entity's tokens are contiguous
+from ..attention.backends import REGISTRY
+from ..attention.kernels import MaskedAttention
+from ..attention.rules import MaskRule, SequencePlan
+from ..errors import ModelMismatchError
+from .settings import Seg2AnyConditioning
 
 
 def plan_rows(
@@ -22,12 +20,12 @@ def plan_rows(
 ) -> tuple[SequencePlan, bool]:
     """(plan, trivial): trivial means no entity, no condition token and no padding, i.e. plain FLUX.
 
-    ``backend`` is resolved (:func:`~seg2any.attention_kernels.resolve_backend`); flex rounds L up to
-    whole tiles, and the block-skipping backends get entity-contiguous image tokens.
+    ``backend`` is resolved (:func:`~seg2any.attention.kernels.resolve_backend`); its registry row says
+    whether L is rounded up (flex: whole tiles) and whether image tokens are reordered entity-contiguously.
     """
     rows = [info.row(grid) for info in infos]
-    bucket = FLEX_BUCKET if backend == "flex" else 1
-    plan = SequencePlan.build(rows, bucket=bucket, reorder=backend in REORDERING and reorder_ok)
+    row = REGISTRY[backend]
+    plan = SequencePlan.build(rows, bucket=row.seq_multiple, reorder=row.reorders and reorder_ok)
     n_img = grid[0] * grid[1]
     trivial = all(info.trivial() and info.n_text == plan.text_len for info in infos) and plan.length == plan.text_len + n_img
     return plan, trivial

@@ -10,25 +10,18 @@ from __future__ import annotations
 
 import torch
 
+from . import spec
 from .lora_format import ModelDims
 
-_DOUBLE = {
-    "attn.to_out.0": "img_attn.proj",
-    "attn.to_add_out": "txt_attn.proj",
-    "norm1.linear": "img_mod.lin",
-    "norm1_context.linear": "txt_mod.lin",
-    "ff.net.0.proj": "img_mlp.0",
-    "ff.net.2": "img_mlp.2",
-    "ff_context.net.0.proj": "txt_mlp.0",
-    "ff_context.net.2": "txt_mlp.2",
-}
+# the unfused Linears (diffusers -> ComfyUI names); the fused q/k/v(/mlp) ones are stacked below
+_DOUBLE = {d: c for d, (c, slot) in spec.DOUBLE_LINEARS.items() if slot is None}
 _DOUBLE_NORMS = {
     "attn.norm_q.weight": "img_attn.norm.query_norm.scale",
     "attn.norm_k.weight": "img_attn.norm.key_norm.scale",
     "attn.norm_added_q.weight": "txt_attn.norm.query_norm.scale",
     "attn.norm_added_k.weight": "txt_attn.norm.key_norm.scale",
 }
-_SINGLE = {"norm.linear": "modulation.lin", "proj_out": "linear2"}
+_SINGLE = {d: c for d, (c, slot) in spec.SINGLE_LINEARS.items() if slot is None}
 _SINGLE_NORMS = {"attn.norm_q.weight": "norm.query_norm.scale", "attn.norm_k.weight": "norm.key_norm.scale"}
 _TOP = {
     "x_embedder": "img_in",

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import LayoutError
+from ..errors import LayoutError
 
 RGB = tuple[int, int, int]
 

@@ -1,7 +1,7 @@
 """Layouts of our own making: the shipped example workflows' colour maps and captions.
 
 They are drawn procedurally so the repository carries the recipe, not just the pictures:
-``python -m seg2any.example_layouts OUT_DIR`` writes every ``X.png`` + ``X.json`` pair.
+``python -m seg2any.layout.examples OUT_DIR`` writes every ``X.png`` + ``X.json`` pair.
 """
 
 from __future__ import annotations

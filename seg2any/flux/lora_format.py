@@ -22,43 +22,30 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .errors import LoraFormatError
+from ..errors import LoraFormatError
+from . import spec
 
 ADAPTERS = ("default", "cond")
 FILE_NAME = "pytorch_lora_weights.safetensors"
 
-DOUBLE_DEFAULT = (
-    "norm1.linear",
-    "norm1_context.linear",
-    "attn.to_q",
-    "attn.to_k",
-    "attn.to_v",
-    "attn.add_q_proj",
-    "attn.add_k_proj",
-    "attn.add_v_proj",
-    "attn.to_out.0",
-    "attn.to_add_out",
-    "ff.net.0.proj",
-    "ff.net.2",
-    "ff_context.net.0.proj",
-    "ff_context.net.2",
-)
-DOUBLE_COND = ("norm1.linear", "attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0", "ff.net.0.proj", "ff.net.2")
-SINGLE_BOTH = ("norm.linear", "proj_mlp", "proj_out", "attn.to_q", "attn.to_k", "attn.to_v")
+# the module lists of the two adapters (diffusers names inside a block), read from the spec
+DOUBLE_DEFAULT = tuple(spec.DOUBLE_LINEARS)
+DOUBLE_COND = spec.COND_DOUBLE_LINEARS
+SINGLE_BOTH = tuple(spec.SINGLE_LINEARS)
 
 
 def default_targets(n_double: int, n_single: int) -> list[str]:
     """Every Linear inside the DiT blocks (the official ``all-linear-in-dit-blocks``)."""
-    out = [f"transformer_blocks.{i}.{m}" for i in range(n_double) for m in DOUBLE_DEFAULT]
-    out += [f"single_transformer_blocks.{i}.{m}" for i in range(n_single) for m in SINGLE_BOTH]
+    out = [f"{spec.DIFFUSERS_DOUBLE}.{i}.{m}" for i in range(n_double) for m in DOUBLE_DEFAULT]
+    out += [f"{spec.DIFFUSERS_SINGLE}.{i}.{m}" for i in range(n_single) for m in SINGLE_BOTH]
     return out
 
 
 def cond_targets(n_double: int, n_single: int) -> list[str]:
     """x_embedder plus the image-branch Linears that condition tokens pass through."""
-    out = ["x_embedder"]
-    out += [f"transformer_blocks.{i}.{m}" for i in range(n_double) for m in DOUBLE_COND]
-    out += [f"single_transformer_blocks.{i}.{m}" for i in range(n_single) for m in SINGLE_BOTH]
+    out = [spec.X_EMBEDDER[0]]
+    out += [f"{spec.DIFFUSERS_DOUBLE}.{i}.{m}" for i in range(n_double) for m in DOUBLE_COND]
+    out += [f"{spec.DIFFUSERS_SINGLE}.{i}.{m}" for i in range(n_single) for m in SINGLE_BOTH]
     return out
 
 
@@ -70,15 +57,15 @@ class ModelDims:
     n_single: int
     hidden: int
     mlp_hidden: int
-    in_channels: int  # packed: 4 x latent channels (64 for FLUX)
+    in_channels: int  # packed: 4 x latent channels (spec.PACKED_CHANNELS for FLUX)
 
     def linear_shape(self, name: str) -> tuple[int, int]:
         """(in_features, out_features) of a diffusers module name."""
         h, m = self.hidden, self.mlp_hidden
-        if name == "x_embedder":
+        if name == spec.X_EMBEDDER[0]:
             return self.in_channels, h
         suffix = name.split(".", 2)[2]
-        if name.startswith("transformer_blocks."):
+        if name.startswith(spec.DIFFUSERS_DOUBLE + "."):
             return {
                 "norm1.linear": (h, 6 * h),
                 "norm1_context.linear": (h, 6 * h),
@@ -93,41 +80,17 @@ class ModelDims:
         """(ComfyUI module path, first output row, row count) a diffusers module maps onto.
 
         ComfyUI fuses q/k/v (and, in single blocks, the MLP input) into one Linear; the LoRA of
-        one diffusers module then covers a slice of the fused output rows.
+        one diffusers module then covers a slice of the fused output rows (:data:`spec.DOUBLE_LINEARS`).
         """
-        h, m = self.hidden, self.mlp_hidden
-        if name == "x_embedder":
-            return "img_in", 0, h
-        parts = name.split(".", 2)
-        i, suffix = int(parts[1]), parts[2]
-        if parts[0] == "transformer_blocks":
-            p = f"double_blocks.{i}"
-            fused = {"attn.to_q": 0, "attn.to_k": 1, "attn.to_v": 2}
-            fused_txt = {"attn.add_q_proj": 0, "attn.add_k_proj": 1, "attn.add_v_proj": 2}
-            if suffix in fused:
-                return f"{p}.img_attn.qkv", fused[suffix] * h, h
-            if suffix in fused_txt:
-                return f"{p}.txt_attn.qkv", fused_txt[suffix] * h, h
-            plain = {
-                "attn.to_out.0": ("img_attn.proj", h),
-                "attn.to_add_out": ("txt_attn.proj", h),
-                "norm1.linear": ("img_mod.lin", 6 * h),
-                "norm1_context.linear": ("txt_mod.lin", 6 * h),
-                "ff.net.0.proj": ("img_mlp.0", m),
-                "ff.net.2": ("img_mlp.2", h),
-                "ff_context.net.0.proj": ("txt_mlp.0", m),
-                "ff_context.net.2": ("txt_mlp.2", h),
-            }
-            mod, n = plain[suffix]
-            return f"{p}.{mod}", 0, n
-        p = f"single_blocks.{i}"
-        fused = {"attn.to_q": (0, h), "attn.to_k": (h, h), "attn.to_v": (2 * h, h), "proj_mlp": (3 * h, m)}
-        if suffix in fused:
-            off, n = fused[suffix]
-            return f"{p}.linear1", off, n
-        plain = {"proj_out": ("linear2", h), "norm.linear": ("modulation.lin", 3 * h)}
-        mod, n = plain[suffix]
-        return f"{p}.{mod}", 0, n
+        h = self.hidden
+        if name == spec.X_EMBEDDER[0]:
+            return spec.X_EMBEDDER[1], 0, h
+        kind, i, suffix = name.split(".", 2)
+        double = kind == spec.DIFFUSERS_DOUBLE
+        module, slot = (spec.DOUBLE_LINEARS if double else spec.SINGLE_LINEARS)[suffix]
+        n = self.linear_shape(name)[1]
+        path = f"{spec.COMFY_DOUBLE if double else spec.COMFY_SINGLE}.{i}.{module}"
+        return path, (0 if slot is None else slot * h), n
 
 
 @dataclass(frozen=True, eq=False)

@@ -5,7 +5,7 @@ it, so image i of a batch differs from a batch-1 run with seed + i, and the pixe
 the GPU. The official ``infer.py`` gives image i its own ``torch.Generator('cuda')`` seeded with
 seed + i, and diffusers' ``randn_tensor`` draws a (1, 16, h, w) latent per generator on that device
 in the pipeline's dtype (bf16), before 2x2 packing. Reproducing it bit for bit needs the same device
-kind and dtype; the packing order then follows from :func:`seg2any.condition_tokens.pack_latents`.
+kind and dtype; the packing order then follows from :func:`seg2any.conditioning.condition_tokens.pack_latents`.
 """
 
 from __future__ import annotations
