@@ -48,6 +48,8 @@ USER_SETTINGS = {
     "Comfy.Release.Status": "skipped",
     "Comfy.Release.Timestamp": 4102444800000,
     "Comfy.InstalledVersion": "99.0.0",
+    # the classic canvas, which frontend 1.49 no longer defaults to; the Vue-nodes tests switch Nodes 2.0 on
+    "Comfy.VueNodes.Enabled": False,
 }
 
 
