@@ -15,7 +15,7 @@ reduction in the prior iteration"). Routing alone would leave adapters out whene
 path (no condition tokens on one rank). The official code keeps both adapters in the graph (the
 unused one at scale 0); here the training forward adds ``0 * sum(p)`` over the adapter parameters
 once (:meth:`Seg2AnyFlux.keep_in_graph`): the same zero gradients at a fraction of the cost, and
-the output is the same to the bit (``y + 0.0 == y``).
+the same output values (``y + 0.0 == y``).
 """
 
 from __future__ import annotations

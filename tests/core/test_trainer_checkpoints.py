@@ -3,6 +3,7 @@ caption truncation and the bounded feature cache, on the demo model (single proc
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 
@@ -37,11 +38,34 @@ def read_log(out):
         return json.load(f)
 
 
+HAVE_TB = importlib.util.find_spec("tensorboard") is not None
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     out = tmp_path_factory.mktemp("full")
-    train_main([*COMMON, *SYNTH, "--steps", "7", "--save-every", "3", "--out", str(out)])
+    tb = ["--report-to", "tensorboard"] if HAVE_TB else []
+    train_main([*COMMON, *SYNTH, "--steps", "7", "--save-every", "3", "--out", str(out), *tb])
     return out
+
+
+@pytest.mark.skipif(not HAVE_TB, reason="tensorboard is not installed (tests/requirements.txt installs it)")
+def test_tensorboard_gets_the_training_scalars(uninterrupted):
+    """Loss (the same numbers as train_log.json), lr, grad norm, s/step, samples/s, peak memory per step."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    runs = [d for d, _, fs in os.walk(uninterrupted / "seg2any") if any(f.startswith("events.") for f in fs)]
+    scalars = {}
+    for d in runs:
+        ea = EventAccumulator(d)
+        ea.Reload()
+        for tag in ea.Tags()["scalars"]:
+            scalars[tag] = [(e.step, e.value) for e in ea.Scalars(tag)]
+    for tag in ("loss", "lr", "grad_norm", "s_per_step", "samples_per_s", "peak_memory_mb"):
+        assert [s for s, _ in scalars[tag]] == list(range(1, 8)), tag
+    assert [v for _, v in scalars["loss"]] == pytest.approx(read_log(uninterrupted)["loss"], rel=1e-6)
+    assert all(v == pytest.approx(1e-3) for _, v in scalars["lr"])
+    assert all(v > 0 for _, v in scalars["grad_norm"] + scalars["samples_per_s"] + scalars["peak_memory_mb"])
 
 
 def test_resume_mid_epoch_continues_the_loss_curve(uninterrupted, tmp_path):
