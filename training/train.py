@@ -343,10 +343,10 @@ def main(argv=None):
             dropped += n_bad
             weight = 1.0
             if not samples:
-                if acc.num_processes == 1 or last_good is None:
+                if acc.num_processes == 1:
                     continue
-                # the other ranks run this step: take part with a zero-weighted earlier batch
-                samples, weight = last_good, 0.0
+                # the other ranks run this step (DDP waits for every rank): take part with a zero-weighted batch
+                samples, weight = last_good or first_good(dataset), 0.0
             last_good = samples
             with acc.accumulate(net):
                 loss, n_cond = training_loss(
@@ -379,7 +379,10 @@ def main(argv=None):
                 acc.log(stats, step=step)
             out_of_time = a.max_minutes is not None and (time.time() - t_start) / 60 > a.max_minutes
             if step % a.save_every == 0 or step >= a.steps or out_of_time:
-                position = {"step": step, "epoch": epoch, "batches": consumed, "loss": losses}
+                ranks = acc.gather(torch.tensor([[epoch, consumed]], device=device)).tolist()
+                if any(r != ranks[0] for r in ranks):  # a rank skipped batches the others used: data out of step
+                    log.warning("ranks are at different data positions (epoch, batches): %s", ranks)
+                position = {"step": step, "epoch": epoch, "batches": consumed, "ranks": ranks, "loss": losses}
                 save(acc, transformer, a, position, params, gen, deepspeed)
             if acc.is_main_process and (step % a.val_every == 0 or step >= a.steps):
                 validate(models, val_layouts, a, step)
@@ -389,7 +392,8 @@ def main(argv=None):
         else:
             epoch += 1
     bar.close()
-    totals = acc.reduce(torch.tensor([without_cond, enc.truncated.entity, enc.truncated.global_], device=device), "sum").tolist()
+    counts = [without_cond, enc.truncated.entity, enc.truncated.global_, dropped]
+    totals = acc.reduce(torch.tensor(counts, device=device), "sum").tolist()
     if log_with:
         acc.end_training()
     if acc.is_main_process:
@@ -401,7 +405,7 @@ def main(argv=None):
             "seconds": time.time() - t_start,
             "seconds_per_step": float(np.mean(timed)) if timed else None,
             "peak_memory_mb": peak_memory_mb(device),
-            "skipped_samples": dataset.skipped,
+            "skipped_samples": int(totals[3]),  # dropped from training batches, all ranks
             "batches_without_condition_tokens": int(totals[0]),
             "truncated_captions": {"entity": int(totals[1]), "global": int(totals[2]), "examples": enc.truncated.examples},
             "loss": losses,
@@ -414,6 +418,15 @@ def main(argv=None):
             log.warning("captions cut to the trained lengths (50 T5 tokens per entity, 512 global): %d entity, %d global",
                         totals[1], totals[2])  # fmt: skip
     return os.path.join(a.out, f"checkpoint-{step}")
+
+
+def first_good(dataset) -> list:
+    """A stand-in batch for a rank whose first batch failed to load (it runs with weight 0)."""
+    for i in range(len(dataset)):
+        s = dataset[i]
+        if s is not None:
+            return [s]
+    raise RuntimeError("no sample of the dataset loads; see the warnings above")
 
 
 def save(acc, transformer, a, position, params, gen, deepspeed):

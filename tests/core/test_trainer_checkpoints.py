@@ -137,6 +137,19 @@ def test_skip_batches_resumes_inside_an_epoch_once():
         SkipBatches(batches, skip=-1)
 
 
+def test_skip_batches_over_buckets_keeps_the_epoch_order():
+    """With --bucket the resumed epoch continues the same shuffled bucket order (set_epoch passes through)."""
+    from training.data import BucketBatchSampler
+
+    lengths = [(i % 3 * 60, 10) for i in range(20)]
+    whole = BucketBatchSampler(lengths, 2, num_replicas=2, rank=1, seed=5)
+    whole.set_epoch(3)
+    want = list(whole)
+    s = SkipBatches(BucketBatchSampler(lengths, 2, num_replicas=2, rank=1, seed=5), skip=2)
+    s.set_epoch(3)
+    assert list(s) == want[2:] and len(want) > 3
+
+
 def test_byte_lru_bounds_memory():
     lru = ByteLRU(100)
     lru.put("a", torch.zeros(10))  # 40 bytes

@@ -105,3 +105,32 @@ def test_two_process_resume_continues_the_loss_curve(tmp_path):
     b = load_file(str(tmp_path / "resumed" / "checkpoint-4" / "trainable.safetensors"))
     assert a.keys() == b.keys()
     assert all(torch.allclose(a[k], b[k], rtol=1e-5, atol=1e-7) for k in a)
+
+
+def test_two_processes_stay_in_step_when_a_rank_has_nothing_to_load(tmp_path):
+    """Both of rank 0's items of the first epoch are broken (image and colour map disagree in size);
+    the per-rank batch is one sample. Rank 0 takes part in those steps with a zero-weighted stand-in
+    instead of skipping them, so both ranks stay at the same data position (a skipping rank would
+    run ahead into the next epoch and pair its gradients with the other rank's other steps)."""
+    import numpy as np
+    from PIL import Image
+
+    perm = torch.randperm(4, generator=torch.Generator().manual_seed(42)).tolist()  # DistributedSampler, epoch 0
+    broken = set(perm[0::2])  # rank 0's share
+    data = tmp_path / "data"
+    data.mkdir()
+    seg = np.zeros((64, 64, 3), dtype=np.uint8)
+    seg[8:40, 8:40] = (250, 0, 0)
+    for i in range(4):
+        size = 48 if i in broken else 64
+        Image.fromarray(np.full((size, size, 3), 100, dtype=np.uint8)).save(data / f"x{i}.png")
+        Image.fromarray(seg).save(data / f"x{i}.seg.png")
+        spec = {"caption": "a box", "segments_info": [{"color": [250, 0, 0], "text": "a red box"}]}
+        (data / f"x{i}.json").write_text(json.dumps(spec))
+    log = torchrun(tmp_path / "run", "--dataset", "folder", "--data-root", str(data), "--val-holdout", "0")
+    assert log["steps"] == 4 and log["processes"] == 2
+    assert log["skipped_samples"] == 4  # 2 broken items x 2 epochs, counted over both ranks
+    for step in (2, 4):
+        with open(tmp_path / "run" / f"checkpoint-{step}" / "trainer_state.json") as f:
+            st = json.load(f)
+        assert st["ranks"] == [[st["epoch"], st["batches"]]] * 2
