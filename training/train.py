@@ -37,6 +37,7 @@ from seg2any.lora_format import write_checkpoint
 from seg2any.t5_tokens import T5Tokenizer
 
 from .checkpoints import (
+    checkpoint_steps,
     latest_checkpoint,
     prune_checkpoints,
     read_trainer_state,
@@ -320,6 +321,8 @@ def main(argv=None):
     step, epoch, losses = 0, 0, []
     if a.resume:
         path = latest_checkpoint(a.out) if a.resume == "latest" else a.resume
+        if not path and checkpoint_steps(a.out):
+            log.warning("%s has checkpoint folders but none is complete (no trainer_state.json): starting afresh", a.out)
         if path:
             acc.load_state(path, **({"load_module_strict": False} if deepspeed else {}))
             st = read_trainer_state(path, acc.process_index, gen)
