@@ -335,7 +335,7 @@ def main(argv=None):
 
     bar = tqdm(total=a.steps, initial=step, disable=not acc.is_local_main_process, desc=a.stage)
     start, t_start = step, time.time()
-    t_step, dropped, without_cond, last_good = time.time(), 0, 0, None
+    t_step, dropped, without_cond, last_good, micro = time.time(), 0, 0, None, []
     seconds: list[float] = []
     done = step >= a.steps
     while not done:
@@ -356,6 +356,7 @@ def main(argv=None):
                     net, enc, samples, a.stage, a.mode, a.guidance, backend, gen, device, transformer.dtype
                 )
                 without_cond += n_cond == 0 and a.stage == "seg2any"
+                micro.append(loss.detach().float())
                 acc.backward(loss * weight)
                 grad_norm = None
                 if acc.sync_gradients:
@@ -366,7 +367,8 @@ def main(argv=None):
             if not acc.sync_gradients:
                 continue
             step += 1
-            mean_loss = acc.reduce(loss.detach().float(), "mean").item()
+            mean_loss = acc.reduce(torch.stack(micro).mean(), "mean").item()  # over micro-batches and ranks
+            micro = []
             losses.append(mean_loss)
             now = time.time()
             seconds.append(now - t_step)
