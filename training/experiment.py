@@ -269,6 +269,8 @@ def main(argv=None):
         "1000000",
         "--seed",
         str(42 + a.seed),
+        "--mixed-precision",  # fp32 as the published figures were made (the trainer's CUDA default is bf16)
+        "no",
     ]
     base_dir = os.path.join(a.out, "base")
     base_ckpt = os.path.join(base_dir, f"checkpoint-{p['t2i_steps']}")

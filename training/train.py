@@ -10,9 +10,9 @@
     python -m training.train --stage seg2any --dataset synthetic --base runs/base/flux.safetensors --out runs/s2a
 
 Writes the official checkpoint layout (checkpoint-<step>/default|cond/pytorch_lora_weights.safetensors,
-loadable by the official code and by Load Seg2Any LoRA) next to accelerate's resumable state.
-Latents and text features of the frozen VAE / T5 are cached per sample (the official trainer
-recomputes them every step; the values are the same, the time is not).
+loadable by the official code and by Load Seg2Any LoRA) next to a resumable state that holds the
+trainable parameters only (training.checkpoints). Features of the frozen VAE / T5 are cached in a
+bounded LRU (training.encoder; the official trainer recomputes them every step, with the same values).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import argparse
 import json
 import logging
 import os
-import re
+import resource
 import time
 
 import numpy as np
@@ -32,14 +32,22 @@ from seg2any.adapters.diffusers import Seg2AnyFlux, add_seg2any_adapters, lora_f
 from seg2any.adapters.diffusers_pipeline import Models, generate
 from seg2any.attention.kernels import resolve_backend
 from seg2any.conditioning.batching import condition_inputs, kernel_for, layer_rules, pad_text, plan_rows
-from seg2any.conditioning.condition_tokens import ConditionTokens, keep_mask_from_contour, pack_latents
-from seg2any.conditioning.contour import entity_contour_map
-from seg2any.conditioning.settings import Seg2AnyConditioning
+from seg2any.conditioning.condition_tokens import pack_latents
 from seg2any.conditioning.t5_tokens import T5Tokenizer
 from seg2any.flux.lora_format import write_checkpoint
-from seg2any.layout.layout import Layout
 
-from .data import BucketBatchSampler, FolderDataset, Robust, SACapDataset, SyntheticShapes, collate_samples
+from .checkpoints import (
+    checkpoint_steps,
+    latest_checkpoint,
+    prune_checkpoints,
+    read_trainer_state,
+    register_trainable_only,
+    save_rng,
+    write_trainer_state,
+)
+from .data import BucketBatchSampler, FolderDataset, Robust, SACapDataset, SkipBatches, SyntheticShapes, collate_samples
+from .encoder import Encoder
+from .lengths import bucket_lengths, sample_lengths
 from .models import TINY_FLUX, load_flux, load_t5, load_vae, new_t5, new_transformer, save_flux, spiece_path
 
 log = logging.getLogger("seg2any.train")
@@ -53,6 +61,7 @@ def parse_args(argv=None):
     ap.add_argument("--parquet", help="SACap-1M annotation parquet")
     ap.add_argument("--image-root", help="SA-1B root (images and per-image JSON)")
     ap.add_argument("--synthetic-size", type=int, default=6000)
+    ap.add_argument("--synthetic-empty-every", type=int, default=0, help="every K-th synthetic sample has no entities (0: none)")
     ap.add_argument("--resolution", type=int, default=128)
     ap.add_argument("--base", help="base FLUX: a .safetensors written by the t2i stage, or a diffusers folder (FLUX.1-dev)")
     ap.add_argument("--vae", help="VAE .safetensors (the small model's) or a diffusers FLUX folder")
@@ -63,6 +72,7 @@ def parse_args(argv=None):
     ap.add_argument("--grad-accum", type=int, default=1)
     ap.add_argument("--lr", type=float, default=None, help="default: 1e-4 for adapters (official), 5e-4 for t2i")
     ap.add_argument("--weight-decay", type=float, default=1e-2)
+    ap.add_argument("--optimizer", choices=["adamw", "adamw8bit"], default="adamw", help="adamw8bit: bitsandbytes, CUDA only")
     ap.add_argument("--warmup", type=int, default=0)
     ap.add_argument("--rank", type=int, default=16, help="LoRA rank (official: 64 on FLUX.1-dev)")
     ap.add_argument("--mode", choices=["hard", "base", "place"], default="hard")
@@ -70,14 +80,22 @@ def parse_args(argv=None):
     ap.add_argument("--no-condition", action="store_true", help="train without condition tokens (ablation)")
     ap.add_argument("--guidance", type=float, default=1.0, help="embedded guidance while training (official: 1)")
     ap.add_argument(
-        "--mixed-precision", choices=["no", "bf16", "fp16"], default=None, help="default: the accelerate config's (else no)"
+        "--mixed-precision",
+        choices=["no", "bf16", "fp16"],
+        default=None,
+        help="default: the accelerate config's, else bf16 on CUDA and no (fp32) elsewhere",
     )
     ap.add_argument("--gradient-checkpointing", action="store_true")
     ap.add_argument("--bucket", action="store_true", help="bucket batches by condition/text token counts (official GroupSampler)")
     ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--cache-gb", type=float, default=2.0, help="per-process bound of the VAE/T5 feature cache (0: none)")
+    ap.add_argument("--cache-dir", help="bucket-length counts kept across runs (default: OUT/cache)")
     ap.add_argument("--save-every", type=int, default=500)
+    ap.add_argument("--checkpoints-total-limit", type=int, default=None, help="keep only the newest N checkpoints")
+    ap.add_argument("--report-to", default="auto", help="accelerate trackers: auto (tensorboard if installed), none, or a list")
     ap.add_argument("--val-every", type=int, default=500)
     ap.add_argument("--val-steps", type=int, default=16)
+    ap.add_argument("--val-holdout", type=int, default=4, help="folder/SACap items kept out of training for validation")
     ap.add_argument("--resume", help="a checkpoint-<step> folder, or 'latest'")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--max-minutes", type=float, default=None, help="stop (and save) after this much wall time")
@@ -90,7 +108,7 @@ def parse_args(argv=None):
 
 def build_dataset(a):
     if a.dataset == "synthetic":
-        return SyntheticShapes(a.synthetic_size, resolution=a.resolution, seed=a.seed)
+        return SyntheticShapes(a.synthetic_size, resolution=a.resolution, seed=a.seed, empty_every=a.synthetic_empty_every)
     if a.dataset == "folder":
         if not a.data_root:
             raise SystemExit("--dataset folder needs --data-root")
@@ -103,51 +121,6 @@ def build_dataset(a):
     return SACapDataset(a.parquet, a.image_root, a.resolution)
 
 
-class Encoder:
-    """Frozen VAE + T5 features, cached per sample key (values identical to recomputing)."""
-
-    def __init__(self, models: Models, scale: int, resolution: int, use_condition: bool):
-        self.m = models
-        self.scale = scale
-        self.res = resolution
-        self.use_condition = use_condition
-        self.latents: dict[str, torch.Tensor] = {}
-        self.conds: dict[str, ConditionTokens] = {}
-
-    @torch.no_grad()
-    def images(self, samples) -> torch.Tensor:
-        todo = [s for s in samples if s.key not in self.latents]
-        if todo:
-            x = torch.stack([torch.from_numpy(s.image.astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1) for s in todo])
-            vae = self.m.vae
-            z = vae.encode(x.to(next(vae.parameters()).device, next(vae.parameters()).dtype)).latent_dist.mean.float().cpu()
-            for s, zi in zip(todo, self.m.process_in(z)):
-                self.latents[s.key] = zi
-        return torch.stack([self.latents[s.key] for s in samples])
-
-    @torch.no_grad()
-    def condition(self, sample) -> ConditionTokens | None:
-        if not self.use_condition or not sample.layout.entities:
-            return None
-        c = self.conds.get(sample.key)
-        if c is None:
-            contour = entity_contour_map(sample.layout.masks, self.res, self.res, self.scale)
-            x = torch.from_numpy(contour.astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
-            vae = self.m.vae
-            z = vae.encode(x.to(next(vae.parameters()).device, next(vae.parameters()).dtype)).latent_dist.mean.float().cpu()
-            c = ConditionTokens(z, keep_mask_from_contour(contour), self.scale, (self.res, self.res))
-            self.conds[sample.key] = c
-        return c
-
-    def info(self, sample, stage: str, mode: str):
-        lay = sample.layout
-        if stage == "t2i":
-            lay = Layout(lay.global_prompt, (), lay.height, lay.width)
-        enc = self.m.encode(lay.global_prompt, lay.prompts, [e.label for e in lay.entities])
-        cond = self.condition(sample) if stage == "seg2any" else None
-        return Seg2AnyConditioning(lay, enc.text_lens, cond, mode), enc
-
-
 def sigma_like_official(n: int, generator) -> torch.Tensor:
     """sigma uniform on {0.001, ..., 1.000} (u ~ U(0,1) indexing the 1000 training timesteps)."""
     idx = torch.floor(torch.rand(n, generator=generator) * 1000).long()
@@ -155,6 +128,7 @@ def sigma_like_official(n: int, generator) -> torch.Tensor:
 
 
 def training_loss(net, enc: Encoder, samples, stage, mode, guidance, backend, generator, device, dtype):
+    """The flow-matching loss of one batch, and how many condition tokens it held."""
     z0 = enc.images(samples).to(device)
     infos, texts, pooled = [], [], []
     for s in samples:
@@ -178,21 +152,12 @@ def training_loss(net, enc: Encoder, samples, stage, mode, guidance, backend, ge
     target = pack_latents(noise - z0)
     g = torch.full((len(samples),), guidance, device=device)
     pred = net(pack_latents(xt).to(dtype), sigma, text, pool, g, grid, kernel, rules, tokens, ids, perm)
-    return F.mse_loss(pred.float(), target.float())
+    n_cond = 0 if tokens is None else int(tokens.shape[1])
+    return F.mse_loss(pred.float(), target.float()), n_cond
 
 
 # ----------------------------------------------------------------------------------------------
 # checkpoints
-
-
-def latest_checkpoint(out: str) -> str | None:
-    best, step = None, -1
-    if os.path.isdir(out):
-        for d in os.listdir(out):
-            m = re.fullmatch(r"checkpoint-(\d+)", d)
-            if m and int(m.group(1)) > step:
-                best, step = os.path.join(out, d), int(m.group(1))
-    return best
 
 
 def export(transformer, stage, path, params):
@@ -240,14 +205,72 @@ def small_models(a, device):
     return transformer, params, trainable, lr, models
 
 
+def mixed_precision(a) -> str:
+    """--mixed-precision, else the accelerate config's (accelerate launch exports it), else bf16 on CUDA."""
+    if a.mixed_precision:
+        return a.mixed_precision
+    return os.environ.get("ACCELERATE_MIXED_PRECISION") or ("bf16" if torch.cuda.is_available() else "no")
+
+
+def trackers(report_to: str) -> list[str]:
+    """accelerate trackers: 'auto' is tensorboard when installed, and wandb when installed and configured."""
+    if report_to == "none":
+        return []
+    if report_to != "auto":
+        return [t.strip() for t in report_to.split(",") if t.strip()]
+    import importlib.util
+
+    found = []
+    if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
+        found.append("tensorboard")
+    if importlib.util.find_spec("wandb") and (os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_MODE")):
+        found.append("wandb")
+    return found
+
+
+def make_optimizer(a, params, lr, device):
+    if a.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), weight_decay=a.weight_decay, eps=1e-8)
+    if device.type != "cuda":
+        raise SystemExit(f"--optimizer adamw8bit needs a CUDA device (bitsandbytes' 8-bit AdamW); this run is on {device}")
+    try:
+        import bitsandbytes as bnb
+    except ImportError as e:
+        raise SystemExit("--optimizer adamw8bit needs bitsandbytes: pip install bitsandbytes") from e
+    return bnb.optim.AdamW8bit(params, lr=lr, betas=(0.9, 0.999), weight_decay=a.weight_decay, eps=1e-8)
+
+
+def peak_memory_mb(device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def length_signature(a, dataset) -> dict:
+    """What the bucket counts depend on (the cache file is named after it)."""
+    src = {
+        "synthetic": [a.synthetic_size, a.seed, a.synthetic_empty_every],
+        "folder": [a.data_root],
+        "sacap": [a.parquet, a.image_root],
+    }
+    paths = [p for p in (a.parquet, a.data_root) if p and os.path.exists(p)]
+    stamps = [(os.path.abspath(p), os.path.getmtime(p), os.path.getsize(p)) for p in paths]
+    return {"dataset": a.dataset, "source": src[a.dataset], "stamps": stamps, "n": len(dataset), "resolution": a.resolution,
+            "cond_scale": a.cond_scale_factor, "condition": not a.no_condition, "tokenizer": a.base if a.base and os.path.isdir(a.base) else "spiece"}  # fmt: skip
+
+
 def main(argv=None):
     a = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
-    acc = Accelerator(mixed_precision=a.mixed_precision, gradient_accumulation_steps=a.grad_accum)
-    if acc.state.deepspeed_plugin is not None:
+    log_with = trackers(a.report_to)
+    acc = Accelerator(
+        mixed_precision=mixed_precision(a), gradient_accumulation_steps=a.grad_accum, log_with=log_with or None, project_dir=a.out
+    )
+    deepspeed = acc.state.deepspeed_plugin is not None
+    if deepspeed:
         # our loader is not passed to prepare(); DeepSpeed needs the per-GPU batch from us
         acc.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = a.batch_size
     set_seed(a.seed)
@@ -274,109 +297,174 @@ def main(argv=None):
     else:
         transformer, params, trainable, lr, models = small_models(a, device)
     net = Seg2AnyFlux(transformer, gradient_checkpointing=a.gradient_checkpointing)
-    opt = torch.optim.AdamW(trainable, lr=lr, betas=(0.9, 0.999), weight_decay=a.weight_decay, eps=1e-8)
+    opt = make_optimizer(a, trainable, lr, device)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, a.warmup)))
-    dataset = Robust(build_dataset(a))
-    enc = Encoder(models, a.cond_scale_factor, a.resolution, not a.no_condition)
+    full = build_dataset(a)
+    val_layouts, full = validation_split(a, full)
+    dataset = Robust(full)
+    enc = Encoder(models, a.cond_scale_factor, a.resolution, not a.no_condition, int(a.cache_gb * 2**30))
     backend = resolve_backend("auto", device)
 
     if a.bucket:
-        lengths = token_lengths(dataset, enc, a)
-        sampler = BucketBatchSampler(lengths, a.batch_size, num_replicas=acc.num_processes, rank=acc.process_index, seed=a.seed)
-        loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_samples, num_workers=a.workers)
+        count = lambda s: sample_lengths(s, models.t5_ids, a.resolution, a.cond_scale_factor, not a.no_condition)  # noqa: E731
+        lengths = bucket_lengths(dataset, count, a.cache_dir or os.path.join(a.out, "cache"), length_signature(a, dataset), acc)
+        batches = BucketBatchSampler(lengths, a.batch_size, num_replicas=acc.num_processes, rank=acc.process_index, seed=a.seed)
     else:
         sampler = torch.utils.data.DistributedSampler(dataset, acc.num_processes, acc.process_index, shuffle=True, seed=a.seed)
-        loader = torch.utils.data.DataLoader(
-            dataset, batch_size=a.batch_size, sampler=sampler, collate_fn=collate_samples, num_workers=a.workers, drop_last=True
-        )
+        batches = torch.utils.data.BatchSampler(sampler, a.batch_size, drop_last=True)
+    batches = SkipBatches(batches)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, collate_fn=collate_samples, num_workers=a.workers)
     net, opt, sched = acc.prepare(net, opt, sched)
+    register_trainable_only(acc, lambda: acc.unwrap_model(net).t)
 
-    start = 0
+    gen = torch.Generator().manual_seed(a.seed + acc.process_index)
+    step, epoch, losses = 0, 0, []
     if a.resume:
         path = latest_checkpoint(a.out) if a.resume == "latest" else a.resume
+        if not path and checkpoint_steps(a.out):
+            log.warning("%s has checkpoint folders but none is complete (no trainer_state.json): starting afresh", a.out)
         if path:
-            acc.load_state(path)
-            start = int(re.search(r"checkpoint-(\d+)", path).group(1))
-            log.info("resumed from %s at step %d", path, start)
-    gen = torch.Generator().manual_seed(a.seed + start + acc.process_index)
-    val_layouts = validation_layouts(a)
+            acc.load_state(path, **({"load_module_strict": False} if deepspeed else {}))
+            st = read_trainer_state(path, acc.process_index, gen)
+            step, epoch, batches.skip, losses = st["step"], st["epoch"], st["batches"], st["loss"]
+            log.info("resumed from %s at step %d (epoch %d, %d batches of it done)", path, step, epoch, st["batches"])
+    if log_with:
+        acc.init_trackers("seg2any", config={k: v for k, v in vars(a).items() if isinstance(v, (int, float, str, bool))})
 
     from tqdm import tqdm
 
-    bar = tqdm(total=a.steps, initial=start, disable=not acc.is_local_main_process, desc=a.stage)
-    t_start = time.time()
-    step, epoch, dropped = start, 0, 0
-    losses: list[float] = []
-    done = False
+    bar = tqdm(total=a.steps, initial=step, disable=not acc.is_local_main_process, desc=a.stage)
+    start, t_start = step, time.time()
+    t_step, dropped, without_cond, last_good, micro = time.time(), 0, 0, None, []
+    seconds: list[float] = []
+    done = step >= a.steps
     while not done:
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(epoch)
+        batches.set_epoch(epoch)
+        consumed = batches.skip
         for samples, n_bad in loader:
+            consumed += 1
             dropped += n_bad
+            weight = 1.0
             if not samples:
-                continue
+                if acc.num_processes == 1:
+                    continue
+                # the other ranks run this step (DDP waits for every rank): take part with a zero-weighted batch
+                samples, weight = last_good or first_good(dataset), 0.0
+            last_good = samples
             with acc.accumulate(net):
-                loss = training_loss(net, enc, samples, a.stage, a.mode, a.guidance, backend, gen, device, transformer.dtype)
-                acc.backward(loss)
+                loss, n_cond = training_loss(
+                    net, enc, samples, a.stage, a.mode, a.guidance, backend, gen, device, transformer.dtype
+                )
+                without_cond += n_cond == 0 and a.stage == "seg2any"
+                micro.append(loss.detach().float())
+                acc.backward(loss * weight)
+                grad_norm = None
                 if acc.sync_gradients:
-                    acc.clip_grad_norm_(trainable, 1.0)
+                    grad_norm = acc.clip_grad_norm_(trainable, 1.0)
                 opt.step()
                 sched.step()
                 opt.zero_grad(set_to_none=True)
             if not acc.sync_gradients:
                 continue
             step += 1
-            losses.append(loss.item())
+            mean_loss = acc.reduce(torch.stack(micro).mean(), "mean").item()  # over micro-batches and ranks
+            micro = []
+            losses.append(mean_loss)
+            now = time.time()
+            seconds.append(now - t_step)
+            t_step = now
             bar.update(1)
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", skipped=dataset.skipped)
+            if log_with:
+                stats = {"loss": mean_loss, "lr": sched.get_last_lr()[0], "s_per_step": seconds[-1],
+                         "samples_per_s": a.batch_size * a.grad_accum * acc.num_processes / max(seconds[-1], 1e-9),
+                         "peak_memory_mb": peak_memory_mb(device)}  # fmt: skip
+                if grad_norm is not None:
+                    stats["grad_norm"] = float(grad_norm)
+                acc.log(stats, step=step)
             out_of_time = a.max_minutes is not None and (time.time() - t_start) / 60 > a.max_minutes
             if step % a.save_every == 0 or step >= a.steps or out_of_time:
-                save(acc, transformer, a, step, params)
+                ranks = acc.gather(torch.tensor([[epoch, consumed]], device=device)).tolist()
+                if any(r != ranks[0] for r in ranks):  # a rank skipped batches the others used: data out of step
+                    log.warning("ranks are at different data positions (epoch, batches): %s", ranks)
+                position = {"step": step, "epoch": epoch, "batches": consumed, "ranks": ranks, "loss": losses}
+                save(acc, transformer, a, position, params, gen, deepspeed)
             if acc.is_main_process and (step % a.val_every == 0 or step >= a.steps):
                 validate(models, val_layouts, a, step)
             if step >= a.steps or out_of_time:
                 done = True
                 break
-        epoch += 1
+        else:
+            epoch += 1
     bar.close()
+    counts = [without_cond, enc.truncated.entity, enc.truncated.global_, dropped]
+    totals = acc.reduce(torch.tensor(counts, device=device), "sum").tolist()
+    if log_with:
+        acc.end_training()
     if acc.is_main_process:
+        timed = seconds[1:] or seconds  # the first step includes warm-up
+        summary = {
+            "steps": step,
+            "start_step": start,
+            "processes": acc.num_processes,
+            "seconds": time.time() - t_start,
+            "seconds_per_step": float(np.mean(timed)) if timed else None,
+            "peak_memory_mb": peak_memory_mb(device),
+            "skipped_samples": int(totals[3]),  # dropped from training batches, all ranks
+            "batches_without_condition_tokens": int(totals[0]),
+            "truncated_captions": {"entity": int(totals[1]), "global": int(totals[2]), "examples": enc.truncated.examples},
+            "loss": losses,
+        }
         with open(os.path.join(a.out, "train_log.json"), "w") as f:
-            json.dump({"steps": step, "seconds": time.time() - t_start, "skipped_samples": dataset.skipped, "loss": losses}, f)
+            json.dump(summary, f)
         if dataset.skipped:
             log.warning("skipped %d corrupt/inconsistent samples: %s", dataset.skipped, dict(dataset.reasons.most_common(5)))
+        if totals[1] or totals[2]:
+            log.warning("captions cut to the trained lengths (50 T5 tokens per entity, 512 global): %d entity, %d global",
+                        totals[1], totals[2])  # fmt: skip
     return os.path.join(a.out, f"checkpoint-{step}")
 
 
-def save(acc, transformer, a, step, params):
-    path = os.path.join(a.out, f"checkpoint-{step}")
-    acc.save_state(path)
-    if acc.is_main_process:
-        export(acc.unwrap_model(transformer), a.stage, path, params)
-        log.info("saved %s", path)
-
-
-def token_lengths(dataset, enc: Encoder, a) -> list[tuple[int, int]]:
-    """(condition tokens, text tokens) per sample for the bucket sampler (counted, not encoded)."""
-    out = []
+def first_good(dataset) -> list:
+    """A stand-in batch for a rank whose first batch failed to load (it runs with weight 0)."""
     for i in range(len(dataset)):
         s = dataset[i]
-        if s is None:
-            out.append((0, 0))
-            continue
-        txt = sum(len(enc.m.t5_ids(p)) for p in [s.layout.global_prompt, *s.layout.prompts] if p)
-        cond = 0
-        if not a.no_condition and s.layout.entities:
-            contour = entity_contour_map(s.layout.masks, a.resolution, a.resolution, a.cond_scale_factor)
-            cond = int(keep_mask_from_contour(contour).sum())
-        out.append((cond, txt))
-    return out
+        if s is not None:
+            return [s]
+    raise RuntimeError("no sample of the dataset loads; see the warnings above")
 
 
-def validation_layouts(a, n=4):
-    if a.dataset != "synthetic":
-        return []
-    held = SyntheticShapes(n, resolution=a.resolution, seed=a.seed + 10_000)
-    return [held[i].layout for i in range(n)]
+def save(acc, transformer, a, position, params, gen, deepspeed):
+    """Trainable state + data position + RNG (resumable), the exported artifact, then the retention limit."""
+    path = os.path.join(a.out, f"checkpoint-{position['step']}")
+    acc.save_state(path, **({"exclude_frozen_parameters": True} if deepspeed else {}))
+    save_rng(path, acc.process_index, gen)
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        export(acc.unwrap_model(transformer), a.stage, path, params)
+        write_trainer_state(path, position)
+        prune_checkpoints(a.out, a.checkpoints_total_limit)
+        log.info("saved %s", path)
+    acc.wait_for_everyone()
+
+
+def validation_split(a, dataset):
+    """Held-out layouts for validation images: synthetic ones from another seed, or the last
+    ``--val-holdout`` items of a folder / SACap dataset, which training then does not see."""
+    if a.dataset == "synthetic":
+        held = SyntheticShapes(4, resolution=a.resolution, seed=a.seed + 10_000)
+        return [held[i].layout for i in range(4)], dataset
+    n = min(a.val_holdout, len(dataset) - 1)
+    if n <= 0:
+        return [], dataset
+    keep = len(dataset) - n
+    layouts = []
+    for i in range(keep, len(dataset)):
+        try:
+            layouts.append(dataset[i].layout)
+        except Exception as e:  # a bad item is not worth ending the run for
+            log.warning("validation item %d not usable: %s", i, e)
+    return layouts, torch.utils.data.Subset(dataset, range(keep))
 
 
 @torch.no_grad()
@@ -389,18 +477,23 @@ def validate(models, layouts, a, step):
     models.transformer.eval()
     imgs = []
     for i, lay in enumerate(layouts):
-        imgs += generate(
-            models,
-            lay,
-            steps=a.val_steps,
-            seed=i,
-            guidance=a.guidance,
-            mode=a.mode,
-            cond_scale_factor=a.cond_scale_factor,
-            use_entities=a.stage == "seg2any",
-            use_condition=not a.no_condition,
-        )
+        try:
+            imgs += generate(
+                models,
+                lay,
+                steps=a.val_steps,
+                seed=i,
+                guidance=a.guidance,
+                mode=a.mode,
+                cond_scale_factor=a.cond_scale_factor,
+                use_entities=a.stage == "seg2any",
+                use_condition=not a.no_condition,
+            )
+        except Exception as e:  # e.g. a held-out caption over the inference token budget: not worth the run
+            log.warning("validation layout %d not rendered: %s", i, e)
     models.transformer.train(was)
+    if not imgs:
+        return
     grid = np.concatenate(imgs, axis=1)
     Image.fromarray(grid).save(os.path.join(a.out, f"validation_{step:06d}.png"))
 

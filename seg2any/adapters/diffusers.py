@@ -8,6 +8,14 @@ LoRA routing follows the official design without mutating adapter state: a Linea
 PEFT is evaluated as ``base(x) + scale * B_a(A_a(x))`` for exactly one adapter ``a`` - 'default'
 on text and image tokens, 'cond' on condition tokens - which is also safe under gradient
 checkpointing and threads.
+
+Under DDP / DeepSpeed every trainable parameter must take part in every step's graph on every
+rank, or the gradient all-reduce waits for a gradient that never comes ("Expected to have finished
+reduction in the prior iteration"). Routing alone would leave adapters out whenever a batch lacks a
+path (no condition tokens on one rank). The official code keeps both adapters in the graph (the
+unused one at scale 0); here the training forward adds ``0 * sum(p)`` over the adapter parameters
+once (:meth:`Seg2AnyFlux.keep_in_graph`): the same zero gradients at a fraction of the cost, and
+the same output values (``y + 0.0 == y``).
 """
 
 from __future__ import annotations
@@ -230,7 +238,22 @@ class Seg2AnyFlux(torch.nn.Module):
             inv = torch.argsort(perm.to(latents.device), dim=1)
             img = torch.gather(img, 1, inv[..., None].expand(-1, -1, img.shape[-1]))
         img = t.norm_out(img, temb)
-        return t.proj_out(img)
+        return self.keep_in_graph(t.proj_out(img))
+
+    def keep_in_graph(self, out: torch.Tensor) -> torch.Tensor:
+        """``out + 0 * sum(every trainable adapter parameter)`` while gradients are recorded.
+
+        Each LoRA weight then receives a gradient (zero where its path was not taken) on every
+        rank for every batch, so DDP and ZeRO-2 need no ``find_unused_parameters`` (a second pass
+        over the graph every step). Without gradients (sampling) nothing is added.
+        """
+        if not torch.is_grad_enabled():
+            return out
+        live = [p for n, p in self.t.named_parameters() if p.requires_grad and "lora_" in n]
+        if not live:
+            return out
+        zero = torch.stack([p.sum().float() for p in live]).sum() * 0.0
+        return out + zero.to(out.dtype)
 
     def _run(self, fn, a, b, c):
         if self.ckpt and torch.is_grad_enabled():

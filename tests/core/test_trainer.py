@@ -37,9 +37,10 @@ def test_t2i_then_adapters_then_resume(small, tmp_path):
             "--lr", "1e-3", "--save-every", "2", *files, *COMMON]  # fmt: skip
     first = train_main([*args, "--steps", "2"])
     assert os.path.basename(first) == "checkpoint-2"
-    for a in ADAPTERS:  # the official layout, plus accelerate's state for resuming
+    for a in ADAPTERS:  # the official layout, plus the trainable state for resuming
         assert os.path.isfile(os.path.join(first, a, "pytorch_lora_weights.safetensors"))
-    assert os.path.isfile(os.path.join(first, "optimizer.bin"))
+    for f in ("optimizer.bin", "trainable.safetensors", "trainer_state.json"):
+        assert os.path.isfile(os.path.join(first, f))
     # validation images were written at the end
     assert any(f.endswith(".png") for _, _, fs in os.walk(s2a) for f in fs)
 
@@ -47,7 +48,7 @@ def test_t2i_then_adapters_then_resume(small, tmp_path):
     assert os.path.basename(resumed) == "checkpoint-3"
     with open(s2a / "train_log.json") as f:
         log = json.load(f)
-    assert log["steps"] == 3 and len(log["loss"]) == 1  # one new step, counted from 2
+    assert log["steps"] == 3 and log["start_step"] == 2 and len(log["loss"]) == 3  # the curve so far + one new step
     before, after = load_checkpoint(first), load_checkpoint(resumed)
     name = next(iter(after.default))
     delta = (after.default[name].up - before.default[name].up).abs().max()

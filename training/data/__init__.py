@@ -2,6 +2,7 @@
 
 from .buckets import BucketBatchSampler, bucket_flag
 from .folder import FolderDataset
+from .position import SkipBatches
 from .sacap import SACapDataset, rle_counts, rle_decode
 from .sample import Robust, Sample, collate_samples, make_sample, nearest_exact_index, resize_image, resize_masks, resize_sample
 from .synthetic import Shape, SyntheticShapes, background_colours, colour_map, map_colour, palette, shape_mask, texture_pattern
@@ -13,6 +14,7 @@ __all__ = [
     "SACapDataset",
     "Sample",
     "Shape",
+    "SkipBatches",
     "SyntheticShapes",
     "background_colours",
     "bucket_flag",

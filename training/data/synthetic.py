@@ -114,12 +114,15 @@ class Scene:
 class SyntheticShapes(torch.utils.data.Dataset):
     """``n`` deterministic samples; item ``i`` depends only on (seed, i)."""
 
-    def __init__(self, n: int, resolution: int = 128, seed: int = 0, max_shapes: int = 4):
+    def __init__(self, n: int, resolution: int = 128, seed: int = 0, max_shapes: int = 4, empty_every: int = 0):
+        if empty_every < 0:
+            raise ValueError(f"empty_every must be 0 (never) or positive, got {empty_every}")
         if not 1 <= max_shapes <= len(_PALETTE) - 1:
             raise ValueError(f"max_shapes must be 1..{len(_PALETTE) - 1} (colours are distinct per image)")
         if resolution < 16:
             raise ValueError(f"resolution must be at least 16, got {resolution}")
         self.n, self.resolution, self.seed, self.max_shapes = int(n), int(resolution), int(seed), int(max_shapes)
+        self.empty_every = int(empty_every)  # every K-th scene is a bare background (no entity, no condition token)
 
     def __len__(self) -> int:
         return self.n
@@ -138,6 +141,8 @@ class SyntheticShapes(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.seed, index])
         bg = str(rng.choice(list(_BACKGROUNDS)))
         colours = [c for c in _PALETTE if _PALETTE[c][0] != _BACKGROUNDS[bg]]
+        if self.empty_every and index % self.empty_every == self.empty_every - 1:
+            return Scene(bg, (), (), f"a plain {bg} background", int(rng.integers(0, 2**31 - 1)))
         for _ in range(100):  # at most a handful of retries: the top shape usually survives
             count = int(rng.integers(1, self.max_shapes + 1))
             cands = []

@@ -1,0 +1,52 @@
+"""The trainer's exported LoRA through the node's loader: adapters trained on the demo model load
+into ComfyUI's Flux with every key used and hold the adapters as trained (the trainer's own state
+file is the reference)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+pytest.importorskip("diffusers")
+pytest.importorskip("peft")
+pytest.importorskip("accelerate")
+
+from safetensors import safe_open  # noqa: E402
+from safetensors.torch import load_file  # noqa: E402
+
+from seg2any.adapters.comfyui import apply_seg2any, cond_deltas, default_patches, flux_dims  # noqa: E402
+from seg2any.adapters.comfyui_models import build_flux  # noqa: E402
+from seg2any.flux.lora_format import load_checkpoint  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEMO = os.path.join(ROOT, "seg2any", "demo")
+
+
+def test_trained_adapters_load_through_the_node_loader(tmp_path):
+    from training.train import main as train_main
+
+    ckpt = train_main(
+        ["--stage", "seg2any", "--dataset", "synthetic", "--synthetic-size", "4", "--resolution", "64", "--batch-size", "2",
+         "--rank", "4", "--lr", "1e-3", "--steps", "2", "--save-every", "2", "--val-every", "1000", "--val-steps", "1",
+         "--report-to", "none", "--base", os.path.join(DEMO, "flux.safetensors"), "--vae", os.path.join(DEMO, "vae.safetensors"),
+         "--t5", os.path.join(DEMO, "t5.safetensors"), "--out", str(tmp_path / "run")]
+    )  # fmt: skip
+    with safe_open(os.path.join(DEMO, "flux.safetensors"), framework="pt") as f:
+        params = json.loads(f.metadata()["flux_params"])
+        sd = {k: f.get_tensor(k).float() for k in f.keys()}
+    base = build_flux(params, sd)
+    lora = load_checkpoint(ckpt)
+    dims = flux_dims(base.model.diffusion_model)
+    assert len(default_patches(base, lora, dims)) == len(lora.default)
+    assert {dims.comfy_target(n)[0] for n in lora.cond} == set(cond_deltas(lora, dims, 1.0, 1.0))
+    apply_seg2any(base, lora)  # validates against the model and installs
+
+    trained = load_file(os.path.join(ckpt, "trainable.safetensors"))
+    assert len(trained) == 2 * (len(lora.default) + len(lora.cond))
+    for a in ("default", "cond"):
+        for name, fac in lora.adapter(a).items():
+            assert torch.equal(fac.down.float(), trained[f"{name}.lora_A.{a}.weight"])
+            assert torch.equal((fac.up * fac.scale).float(), trained[f"{name}.lora_B.{a}.weight"])
