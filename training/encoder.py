@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from seg2any.conditioning.condition_tokens import ConditionTokens, keep_mask_from_contour
-from seg2any.conditioning.settings import EncodedText, Seg2AnyConditioning
 from seg2any.conditioning.contour import entity_contour_map
-from seg2any.layout.layout import Layout
+from seg2any.conditioning.settings import EncodedText, Seg2AnyConditioning
 from seg2any.conditioning.t5_tokens import ENTITY_MAX_TOKENS, GLOBAL_MAX_TOKENS, fit_to_length
+from seg2any.layout.layout import Layout
 
 log = logging.getLogger("seg2any.train")
 
