@@ -163,22 +163,11 @@ class Encoder:
 
     def text(self, global_prompt: str, entity_prompts) -> EncodedText:
         """T5 features [global | entity 1 | ... ] with the official lengths, cut where longer."""
-        pieces, lens = [], []
         if global_prompt.strip():
             self._count(global_prompt, GLOBAL_MAX_TOKENS, "global")
-            g = self._t5(global_prompt, GLOBAL_MAX_TOKENS)
-            pieces.append(g)
-            lens.append(g.shape[0])
-            pooled = self._pooled(global_prompt)
-        else:
-            lens.append(0)
-            pooled = self._pooled(".".join(entity_prompts))
         for p in entity_prompts:
             self._count(p, ENTITY_MAX_TOKENS, "entity")
-            e = self._t5(p, ENTITY_MAX_TOKENS)
-            pieces.append(e)
-            lens.append(e.shape[0])
-        return EncodedText(torch.cat(pieces, 0)[None], pooled, tuple(lens))
+        return EncodedText.assemble(global_prompt, entity_prompts, self._t5, self._pooled)
 
     def info(self, sample, stage: str, mode: str):
         lay = sample.layout

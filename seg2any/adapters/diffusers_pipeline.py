@@ -20,7 +20,7 @@ from ..conditioning.batching import condition_inputs, kernel_for, layer_rules, p
 from ..conditioning.condition_tokens import ConditionTokens, keep_mask_from_contour, pack_latents, unpack_latents
 from ..conditioning.contour import entity_contour_map, generation_size
 from ..conditioning.settings import EncodedText, Seg2AnyConditioning
-from ..conditioning.t5_tokens import ENTITY_MAX_TOKENS, GLOBAL_MAX_TOKENS, budget_report, enforce_budget, fit_to_length
+from ..conditioning.t5_tokens import budget_report, enforce_budget, fit_to_length
 from ..flux import spec
 from ..flux.lora_format import Seg2AnyLora
 from ..layout.layout import Layout
@@ -88,20 +88,7 @@ class Models:
     def encode(self, global_prompt: str, entity_prompts: list[str], labels: list[str] | None = None) -> EncodedText:
         labels = labels or [f"entity {i + 1}" for i in range(len(entity_prompts))]
         enforce_budget(budget_report(lambda s: len(self.t5_ids(s)), global_prompt, entity_prompts, labels))
-        pieces, lens = [], []
-        if global_prompt.strip():
-            g = self.t5_encode(global_prompt, GLOBAL_MAX_TOKENS)
-            pieces.append(g)
-            lens.append(g.shape[0])
-            pooled = self.pooled(global_prompt)
-        else:
-            lens.append(0)
-            pooled = self.pooled(".".join(entity_prompts))
-        for p in entity_prompts:
-            e = self.t5_encode(p, ENTITY_MAX_TOKENS)
-            pieces.append(e)
-            lens.append(e.shape[0])
-        return EncodedText(torch.cat(pieces, 0)[None], pooled, tuple(lens))
+        return EncodedText.assemble(global_prompt, entity_prompts, self.t5_encode, self.pooled)
 
     # -- condition --------------------------------------------------------------------------
     @torch.no_grad()

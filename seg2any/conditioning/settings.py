@@ -17,7 +17,7 @@ from ..attention.rules import MODES, MaskRule, RowLayout, isolation_layers, row_
 from ..errors import ModelMismatchError
 from ..layout.layout import Layout
 from .condition_tokens import ConditionTokens
-from .t5_tokens import BudgetLine
+from .t5_tokens import ENTITY_MAX_TOKENS, GLOBAL_MAX_TOKENS, BudgetLine
 
 
 @dataclass(frozen=True, eq=False)
@@ -27,6 +27,27 @@ class EncodedText:
     cond: torch.Tensor
     pooled: torch.Tensor | None
     text_lens: tuple[int, ...]
+
+    @classmethod
+    def assemble(cls, global_prompt: str, entity_prompts, t5, pooled) -> EncodedText:
+        """The official text layout: the global caption (up to 512 T5 tokens; an empty one takes no
+        tokens and the pooled vector comes from the entity captions joined by '.') followed by each
+        entity caption (up to 50), encoded one by one. ``t5(text, max_tokens)`` -> (T, D) features,
+        ``pooled(text)`` -> the pooled vector; the CLI and the trainer bring their own encoders."""
+        pieces, lens = [], []
+        if global_prompt.strip():
+            g = t5(global_prompt, GLOBAL_MAX_TOKENS)
+            pieces.append(g)
+            lens.append(g.shape[0])
+            vec = pooled(global_prompt)
+        else:
+            lens.append(0)
+            vec = pooled(".".join(entity_prompts))
+        for p in entity_prompts:
+            e = t5(p, ENTITY_MAX_TOKENS)
+            pieces.append(e)
+            lens.append(e.shape[0])
+        return cls(torch.cat(pieces, 0)[None], vec, tuple(lens))
 
 
 @dataclass(frozen=True, eq=False)

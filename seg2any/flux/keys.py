@@ -45,6 +45,16 @@ def _norm_scale(key: str) -> str:
     return key[: -len(".weight")] + ".scale" if key.endswith("_norm.weight") else key
 
 
+def _norm_names(dims: ModelDims):
+    """(diffusers name, checkpoint name) of every QK-norm."""
+    for i in range(dims.n_double):
+        for d, c in _DOUBLE_NORMS.items():
+            yield f"transformer_blocks.{i}.{d}", f"double_blocks.{i}.{c}"
+    for i in range(dims.n_single):
+        for d, c in _SINGLE_NORMS.items():
+            yield f"single_transformer_blocks.{i}.{d}", f"single_blocks.{i}.{c}"
+
+
 def diffusers_to_comfy(sd: dict[str, torch.Tensor], dims: ModelDims) -> dict[str, torch.Tensor]:
     """diffusers FluxTransformer2DModel state dict -> ComfyUI Flux state dict."""
     out: dict[str, torch.Tensor] = {}
@@ -65,12 +75,8 @@ def diffusers_to_comfy(sd: dict[str, torch.Tensor], dims: ModelDims) -> dict[str
             out[f"{q}.linear1.{end}"] = torch.cat([sd[f"{p}.attn.to_{x}.{end}"] for x in "qkv"] + [sd[f"{p}.proj_mlp.{end}"]])
             for d, c in _SINGLE.items():
                 out[f"{q}.{c}.{end}"] = sd[f"{p}.{d}.{end}"]
-    for i in range(dims.n_double):
-        for d, c in _DOUBLE_NORMS.items():
-            out[f"double_blocks.{i}.{c}"] = sd[f"transformer_blocks.{i}.{d}"]
-    for i in range(dims.n_single):
-        for d, c in _SINGLE_NORMS.items():
-            out[f"single_blocks.{i}.{c}"] = sd[f"single_transformer_blocks.{i}.{d}"]
+    for d, c in _norm_names(dims):
+        out[c] = sd[d]
     return out
 
 
@@ -105,10 +111,6 @@ def comfy_to_diffusers(sd: dict[str, torch.Tensor], dims: ModelDims) -> dict[str
             out[f"{p}.proj_mlp.{end}"] = parts[3]
             for d, c in _SINGLE.items():
                 out[f"{p}.{d}.{end}"] = sd[f"{q}.{c}.{end}"]
-    for i in range(dims.n_double):
-        for d, c in _DOUBLE_NORMS.items():
-            out[f"transformer_blocks.{i}.{d}"] = sd[f"double_blocks.{i}.{c}"]
-    for i in range(dims.n_single):
-        for d, c in _SINGLE_NORMS.items():
-            out[f"single_transformer_blocks.{i}.{d}"] = sd[f"single_blocks.{i}.{c}"]
+    for d, c in _norm_names(dims):
+        out[d] = sd[c]
     return out

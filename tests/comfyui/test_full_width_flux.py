@@ -143,47 +143,53 @@ def test_scaled_fp8_weights_keep_seg2any_exact_up_to_fp8_rounding(files):
     assert rel(swapped, s8) > 1e-3  # the cond adapter acts on the condition tokens of the fp8 model
 
 
+def seg2any_graph(loader: dict, prefix: str) -> dict:
+    """The user's graph on the wide model: ``loader`` -> Load Seg2Any LoRA -> Regional Prompt Builder
+    -> Entity Contour Encoder -> Masked FLUX Sampler (batch 2, true CFG) -> VAE Decode -> Save Image."""
+    return {
+        "1": loader,
+        "2": {"class_type": "Seg2AnyTestWideClip", "inputs": {"seed": 0}},
+        "3": {"class_type": "VAELoader", "inputs": {"vae_name": "ae.safetensors"}},
+        "4": {
+            "class_type": "Seg2AnyLoadLoRA",
+            "inputs": {
+                "model": ["1", 0],
+                "checkpoint": "wide_lora/",
+                "strength_default": 1.0,
+                "strength_cond": 1.0,
+                "attention": "auto",
+            },
+        },
+        "m": {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 64, "height": 64}},
+        "e": {"class_type": "Seg2AnyEntity", "inputs": {"mask": ["m", 0], "prompt": "a red square"}},
+        "5": {
+            "class_type": "Seg2AnyRegionalPromptBuilder",
+            "inputs": {"clip": ["2", 0], "global_prompt": "a test", "entities": ["e", 0]},
+        },
+        "6": {
+            "class_type": "Seg2AnyEntityContourEncoder",
+            "inputs": {"vae": ["3", 0], "layout": ["5", 0], "cond_scale_factor": 1},
+        },
+        "7": {
+            "class_type": "Seg2AnyMaskedFluxSampler",
+            "inputs": {
+                "model": ["4", 0],
+                "layout": ["5", 0],
+                "condition": ["6", 0],
+                **sampler_settings(0, 1, 3.5, cfg=2.0),
+                "batch_size": 2,
+            },
+        },
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["7", 0], "vae": ["3", 0]}},
+        "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": prefix}},
+    }
+
+
 @pytest.mark.parametrize("unet", ["flux1-dev.safetensors", "flux1-dev-scaled-fp8.safetensors"])
 def test_stock_loaders_run_a_seg2any_graph(files, unet):
     server = ComfyServer(COMFYUI_PATH, files["base"]).start()
     try:
-        graph = {
-            "1": {"class_type": "UNETLoader", "inputs": {"unet_name": unet, "weight_dtype": "default"}},
-            "2": {"class_type": "Seg2AnyTestWideClip", "inputs": {"seed": 0}},
-            "3": {"class_type": "VAELoader", "inputs": {"vae_name": "ae.safetensors"}},
-            "4": {
-                "class_type": "Seg2AnyLoadLoRA",
-                "inputs": {
-                    "model": ["1", 0],
-                    "checkpoint": "wide_lora/",
-                    "strength_default": 1.0,
-                    "strength_cond": 1.0,
-                    "attention": "auto",
-                },
-            },
-            "m": {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 64, "height": 64}},
-            "e": {"class_type": "Seg2AnyEntity", "inputs": {"mask": ["m", 0], "prompt": "a red square"}},
-            "5": {
-                "class_type": "Seg2AnyRegionalPromptBuilder",
-                "inputs": {"clip": ["2", 0], "global_prompt": "a test", "entities": ["e", 0]},
-            },
-            "6": {
-                "class_type": "Seg2AnyEntityContourEncoder",
-                "inputs": {"vae": ["3", 0], "layout": ["5", 0], "cond_scale_factor": 1},
-            },
-            "7": {
-                "class_type": "Seg2AnyMaskedFluxSampler",
-                "inputs": {
-                    "model": ["4", 0],
-                    "layout": ["5", 0],
-                    "condition": ["6", 0],
-                    **sampler_settings(0, 1, 3.5, cfg=2.0),
-                    "batch_size": 2,
-                },
-            },
-            "8": {"class_type": "VAEDecode", "inputs": {"samples": ["7", 0], "vae": ["3", 0]}},
-            "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "wide"}},
-        }
+        graph = seg2any_graph({"class_type": "UNETLoader", "inputs": {"unet_name": unet, "weight_dtype": "default"}}, "wide")
         result = server.run(graph, timeout=1200)
         assert result["status"] == "success", (result["errors"], server.tail())
         imgs = [server.output_path(i) for o in result["outputs"].values() for i in o.get("images", [])]

@@ -20,9 +20,8 @@ from tests.conftest import COMFYUI_PATH, IN_CI, SHARED
 from tests.support.comfy_run import direct
 from tests.support.gguf_flux import gguf_pack_archive, import_gguf_pack, unpack_gguf_pack, write_gguf
 from tests.support.server import ComfyServer
-from tests.support.workflows import sampler_settings
 
-from .test_full_width_flux import _info, _inputs, files  # noqa: F401  (the bf16 twin, LoRA, VAE)
+from .test_full_width_flux import _info, _inputs, files, seg2any_graph  # noqa: F401  (the bf16 twin, LoRA, VAE)
 
 gguf = pytest.importorskip("gguf") if not IN_CI else __import__("gguf")
 ARCHIVE = gguf_pack_archive(SHARED)
@@ -92,43 +91,7 @@ def test_gguf_loader_node_runs_a_seg2any_graph(gguf_files):
     """The user's graph: UnetLoaderGGUF -> Load Seg2Any LoRA -> Masked FLUX Sampler, batch 2, true CFG."""
     server = ComfyServer(COMFYUI_PATH, gguf_files["base"]).start()
     try:
-        graph = {
-            "1": {"class_type": "UnetLoaderGGUF", "inputs": {"unet_name": "flux1-dev-Q8_0.gguf"}},
-            "2": {"class_type": "Seg2AnyTestWideClip", "inputs": {"seed": 0}},
-            "3": {"class_type": "VAELoader", "inputs": {"vae_name": "ae.safetensors"}},
-            "4": {
-                "class_type": "Seg2AnyLoadLoRA",
-                "inputs": {
-                    "model": ["1", 0],
-                    "checkpoint": "wide_lora/",
-                    "strength_default": 1.0,
-                    "strength_cond": 1.0,
-                    "attention": "auto",
-                },
-            },
-            "m": {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 64, "height": 64}},
-            "e": {"class_type": "Seg2AnyEntity", "inputs": {"mask": ["m", 0], "prompt": "a red square"}},
-            "5": {
-                "class_type": "Seg2AnyRegionalPromptBuilder",
-                "inputs": {"clip": ["2", 0], "global_prompt": "a test", "entities": ["e", 0]},
-            },
-            "6": {
-                "class_type": "Seg2AnyEntityContourEncoder",
-                "inputs": {"vae": ["3", 0], "layout": ["5", 0], "cond_scale_factor": 1},
-            },
-            "7": {
-                "class_type": "Seg2AnyMaskedFluxSampler",
-                "inputs": {
-                    "model": ["4", 0],
-                    "layout": ["5", 0],
-                    "condition": ["6", 0],
-                    **sampler_settings(0, 1, 3.5, cfg=2.0),
-                    "batch_size": 2,
-                },
-            },
-            "8": {"class_type": "VAEDecode", "inputs": {"samples": ["7", 0], "vae": ["3", 0]}},
-            "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "gguf"}},
-        }
+        graph = seg2any_graph({"class_type": "UnetLoaderGGUF", "inputs": {"unet_name": "flux1-dev-Q8_0.gguf"}}, "gguf")
         result = server.run(graph, timeout=1200)
         assert result["status"] == "success", (result["errors"], server.tail())
         assert len([i for o in result["outputs"].values() for i in o.get("images", [])]) == 2
