@@ -127,15 +127,15 @@ def test_templates_have_readable_titles_and_thumbnails(page):
         assert len(name) <= 44, f"{name}: longer than the two title lines a template card shows"
         assert "_" not in name, f"{name}: the template browser shows file names verbatim"
     page.js("app.extensionManager.command.execute('Comfy.BrowseTemplates');")
-    page.wait_for("document.querySelector('.p-dialog')", 30, "template browser")
+    page.wait_for("document.querySelector('.p-dialog, [role=dialog]')", 30, "template browser")
     # open our module's list (1.27: 'seg2any-nodes' under Custom Nodes; 1.35: under Extensions)
     page.js_async(
         """
         for (let i = 0; i < 40; i++) {
-          const items = [...document.querySelectorAll('.p-dialog *')].filter(e =>
+          const items = [...document.querySelectorAll('.p-dialog *, [role=dialog] *')].filter(e =>
             e.children.length === 0 && e.textContent.trim() === 'seg2any-nodes');
           if (items.length) { items[0].click(); break; }
-          const ext = [...document.querySelectorAll('.p-dialog *')].find(e =>
+          const ext = [...document.querySelectorAll('.p-dialog *, [role=dialog] *')].find(e =>
             e.children.length === 0 && e.textContent.trim() === 'Extensions');
           if (ext) ext.click();
           await new Promise(r => setTimeout(r, 250));
@@ -146,14 +146,14 @@ def test_templates_have_readable_titles_and_thumbnails(page):
     shown = page.js_async(
         """
         const card = name => {
-          const t = [...document.querySelectorAll('.p-dialog *')].find(e =>
+          const t = [...document.querySelectorAll('.p-dialog *, [role=dialog] *')].find(e =>
             e.children.length === 0 && e.textContent.trim() === name);
           let e = t;
           while (e && !e.querySelector('img')) e = e.parentElement;
           const img = e && e.querySelector('img');
           return !!(img && img.complete && img.naturalWidth > 0);
         };
-        const seen = new Set(), scrollers = () => [...document.querySelectorAll('.p-dialog *')].filter(e =>
+        const seen = new Set(), scrollers = () => [...document.querySelectorAll('.p-dialog *, [role=dialog] *')].filter(e =>
           e.scrollHeight > e.clientHeight + 4 && getComputedStyle(e).overflowY !== 'visible');
         for (const e of scrollers()) e.scrollTop = 0;
         for (let i = 0; i < 80 && seen.size < args[0].length; i++) {
@@ -166,7 +166,7 @@ def test_templates_have_readable_titles_and_thumbnails(page):
     )
     shot = page.screenshot("template-browser")
     assert sorted(shown) == sorted(ours), f"cards with title and thumbnail: {shown} (see {shot})"
-    text = page.js("return document.querySelector('.p-dialog').innerText;")
+    text = page.js("return document.querySelector('.p-dialog, [role=dialog]').innerText;")
     for name in ours:
         assert name in text, f"template {name!r} not shown in the template browser"
 
@@ -209,3 +209,37 @@ def test_demo_run_shows_report_and_readable_preview(page):
         )
         page.settle(pause=0.8)
         page.screenshot(f"after-run-{node_type}")
+
+
+def test_missing_models_are_listed_with_their_downloads(page):
+    """A user without the FLUX files opens a FLUX template: ComfyUI's own missing-models list names
+    every file the loaders need, with its folder and a download, from the template's declarations."""
+    from tests.support.workflows import example_path
+
+    wf = load(example_path("layout_editor"))
+    declared = [m for n in wf["nodes"] for m in n.get("properties", {}).get("models", []) if m["directory"] != "seg2any"]
+    assert len(declared) == 4
+    stand_ins = [os.path.join(page.server.base, "models", m["directory"], m["name"]) for m in declared]
+    for f in stand_ins:
+        os.rename(f, f + ".away")
+    try:
+        page.open()  # the frontend reads the model lists when it starts
+        page.load_workflow(wf, "missing-models")
+        page.js(
+            "const b = [...document.querySelectorAll('button')].find(b => b.innerText.trim() === 'View details'); b && b.click();"
+        )
+        names = [m["name"] for m in declared]
+        page.wait_for(
+            "(() => { const t = document.body.innerText; return t.includes('Missing Models') && "
+            f"{json.dumps(names)}.every(n => t.includes(n)); }})()",
+            30,
+            "missing-models list",
+        )
+        shot = page.screenshot("missing-models")
+        text = page.js("return document.body.innerText;")
+        for m in declared:
+            assert m["directory"] in text, f"{m['name']}: its folder {m['directory']} is not shown (see {shot})"
+        assert "Download" in text, shot
+    finally:
+        for f in stand_ins:
+            os.rename(f + ".away", f)
