@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seg2any.editor_document import parse_document
+from seg2any.editor_document import hex_color, parse_document
 from seg2any.layout import layout_from_segmentation
 from seg2any.t5_tokens import T5Tokenizer
 from tests.conftest import ROOT, SHARED
@@ -90,7 +90,7 @@ class Editor:
         ActionChains(self.page.driver).move_to_element_with_offset(self.q(".s2a-view"), *self.point(*p)).click().perform()
 
     def add(self, prompt):
-        """+ Entity, then type its prompt; the new entity is the active row, listed at its colour's rank."""
+        """+ Entity, then type its prompt; the new entity is the active row, the last in the list."""
         self.q(".s2a-add").click()
         self.q(".s2a-row.s2a-active .s2a-prompt").send_keys(prompt)
 
@@ -233,7 +233,7 @@ def test_paint_three_entities_and_run_the_demo(page, tmp_path):
 
     # what was painted: the exact areas of the shapes, the prompts, the counts the builder would use
     assert sorted(e["prompt"] for e in s["entities"]) == sorted(t[0] for t in THREE)
-    assert [e["colour"] for e in s["entities"]] == sorted(e["colour"] for e in s["entities"])  # the builder's order
+    assert [e["prompt"] for e in s["entities"]] == [t[0] for t in THREE]  # the order they were added in
     by_prompt = {e["prompt"]: e for e in s["entities"]}
     px = [by_prompt[t[0]]["pixels"] for t in THREE]
     assert px[0] == 49 * 49  # pixels 10..58 inclusive on both axes
@@ -325,12 +325,11 @@ def test_saved_workflow_reloads_with_the_same_layout(page):
     assert ed2.summary()["entities"][0]["pixels"] == filled
     page.screenshot("fill-undo-redo")
 
-    # moving an entity down swaps its colour with the next one: the list stays in the builder's order
+    # moving an entity down keeps its colour and pixels: only the order changes
     ents = ed2.summary()["entities"]
     ed2.q('.s2a-row[data-index="0"] .s2a-down').click()
     moved = ed2.summary()["entities"]
-    assert [e["prompt"] for e in moved] == [ents[1]["prompt"], ents[0]["prompt"], ents[2]["prompt"]]
-    assert [e["colour"] for e in moved] == [e["colour"] for e in ents] and moved[1]["pixels"] == ents[0]["pixels"]
+    assert moved == [ents[1], ents[0], ents[2]]
     ed2.q('.s2a-row[data-index="2"] .s2a-eye').click()  # hide the last one: it loses its number
     assert [r.get_attribute("textContent") for r in ed2.root.find_elements(By.CSS_SELECTOR, ".s2a-num")] == ["1", "2", "–"]
     page.screenshot("reordered-and-hidden")
@@ -370,9 +369,10 @@ def test_import_the_official_example_by_file_and_export_it(page, name):
     s = ed.summary()
     assert (s["width"], s["height"]) == Image.open(os.path.join(EXAMPLES, name + ".png")).size
     assert s["caption"] == spec["caption"]
-    # listed in the official entity order (sorted colours), the numbers the builder will show
-    assert [e["prompt"] for e in s["entities"]] == [e.prompt for e in want.entities]
-    assert [e["pixels"] for e in s["entities"]] == [e.area for e in want.entities]
+    # listed in the file's order, each with its colour's pixels
+    assert [e["prompt"] for e in s["entities"]] == [x["text"].strip() for x in spec["segments_info"]]
+    area = {hex_color(e.color): e.area for e in want.entities}
+    assert [e["pixels"] for e in s["entities"]] == [area[e["colour"]] for e in s["entities"]]
     assert [r.get_attribute("textContent") for r in ed.root.find_elements(By.CSS_SELECTOR, ".s2a-num")][:3] == ["1", "2", "3"]
     # the node's outputs build the same layout as the official files
     doc = parse_document(ed.document())
@@ -410,9 +410,9 @@ def test_drop_the_official_pair_on_the_editor(page):
     ed.wait_counts(4)
     page.screenshot("dropped-animals")
     s = ed.summary()
-    assert [(e["prompt"], e["pixels"]) for e in s["entities"]] == [(e.prompt, e.area) for e in want.entities]
+    assert sorted((e["prompt"], e["pixels"]) for e in s["entities"]) == sorted((e.prompt, e.area) for e in want.entities)
     assert page.js("return app.graph._nodes.length;") == 1  # ComfyUI did not open the PNG as a workflow
-    assert s["counts"] == [t5_count(spec["caption"])] + [t5_count(e.prompt) for e in want.entities]
+    assert s["counts"] == [t5_count(spec["caption"])] + [t5_count(e["prompt"]) for e in s["entities"]]
     assert not ed.root.find_elements(By.CSS_SELECTOR, ".s2a-entity-tokens.s2a-over")
     # a prompt pushed over the 50 tokens the builder accepts is flagged while typing
     k = int(np.argmax(s["counts"][1:]))  # the longest prompt

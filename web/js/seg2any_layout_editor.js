@@ -5,12 +5,14 @@
 import { app } from "../../../scripts/app.js";
 import { api } from "../../../scripts/api.js";
 import { LayoutEditor } from "./layout_editor/editor.js";
+import { bindGraphUndo, captureGraph } from "./layout_editor/graph_undo.js";
 import { STYLE } from "./layout_editor/style.js";
 
 const NODE = "Seg2AnyLayoutEditor";
 const WIDGET = "SEG2ANY_LAYOUT_EDITOR"; // nodes/editor_nodes.py EDITOR_WIDGET
 const TRACE_KEY = "seg2any_trace"; // nodes/editor_nodes.py TRACE_UI_KEY
-const NODE_SIZE = [600, 900];
+const NODE_SIZE = [640, 1000];
+const MIN_HEIGHT = 700; // tool bars + a canvas of 320 px + caption + a few entity rows
 
 function addStyle() {
   if (document.getElementById("seg2any-layout-editor-style")) return;
@@ -22,7 +24,7 @@ function addStyle() {
 
 function markModified() {
   app.graph?.setDirtyCanvas?.(true, false);
-  app.extensionManager?.workflow?.activeWorkflow?.changeTracker?.checkState?.();
+  captureGraph(app); // one graph undo step per editing session (graph_undo.js)
 }
 
 /** Vue-rendered nodes (Nodes 2.0) attach a DOM widget's element only when the widget's component
@@ -50,11 +52,12 @@ app.registerExtension({
         const widget = node.addDOMWidget(inputName, WIDGET, editor.root, {
           getValue: () => editor.toDocument(),
           setValue: (v) => editor.fromDocument(typeof v === "string" ? v : ""),
-          getMinHeight: () => 620,
+          getMinHeight: () => MIN_HEIGHT,
           socketless: true,
           hideOnZoom: false,
         });
         editor.root.dataset.nodeId = String(node.id);
+        bindGraphUndo(app, editor.root);
         node.seg2anyEditor = editor;
         window.seg2anyLayoutEditors.set(node.id, editor);
         const removed = node.onRemoved;
@@ -63,7 +66,7 @@ app.registerExtension({
           return removed?.apply(this, arguments);
         };
         editor.fromDocument("");
-        return { widget, minWidth: 480, minHeight: 620 };
+        return { widget, minWidth: 480, minHeight: MIN_HEIGHT };
       },
     };
   },

@@ -16,4 +16,8 @@ export const TOOLS = [
   ["rect", "Rectangle", "R"],
   ["ellipse", "Ellipse", "O"],
   ["polygon", "Polygon (click points; double-click, Enter or click the first point to close)", "P"],
+  ["move", "Move (drag the selected entity; Alt+click an entity to select it)", "V"],
 ];
+// Ctrl / Cmd + these act on the graph's selection (select all, copy, paste, bypass, mute, group,
+// subgraph) or are the editor's undo / redo: they stay inside the editor.
+export const GRAPH_SELECTION_KEYS = new Set(["a", "b", "c", "e", "g", "m", "v", "x", "y", "z"]);

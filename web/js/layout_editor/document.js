@@ -28,7 +28,8 @@ export const documentMethods = {
       width: this.w,
       height: this.h,
       caption: this.caption,
-      entities: this.entities.map((e) => ({ color: rgbToHex(e.colour), prompt: e.prompt, visible: e.visible })),
+      entities: this.entities.map((e) => ({ color: rgbToHex(e.colour), prompt: e.prompt, visible: e.visible, ...(e.locked ? { locked: true } : {}) })),
+      ...(this.seed !== null ? { seed: this.seed } : {}),
       map: this.mapUrl,
     });
     return this.docCache;
@@ -45,14 +46,19 @@ export const documentMethods = {
     try {
       const doc = JSON.parse(text);
       if (doc.version !== VERSION) throw new Error(`unsupported version ${doc.version}`);
-      const ents = (doc.entities || []).map((e, i) => ({ slot: i + 1, colour: hexToRgb(e.color) || [255, 0, 255], prompt: e.prompt || "", visible: e.visible !== false }));
+      const ents = (doc.entities || []).map((e, i) => ({
+        slot: i + 1,
+        colour: hexToRgb(e.color) || [255, 0, 255],
+        prompt: e.prompt || "",
+        visible: e.visible !== false,
+        locked: e.locked === true,
+      }));
       const slotOf = new Map(ents.map((e) => [colourKey(e.colour), e.slot]));
-      this.sortEntities(ents);
       const img = await readPixels(doc.map);
       if (this.pending !== text) return; // replaced meanwhile
       if (img.width !== doc.width || img.height !== doc.height) throw new Error(`map is ${img.width}x${img.height}, document says ${doc.width}x${doc.height}`);
       const { map } = indexFromPixels(img, slotOf);
-      this.loadState(doc.width, doc.height, map, ents, doc.caption || "");
+      this.loadState(doc.width, doc.height, map, ents, doc.caption || "", Number.isInteger(doc.seed) ? doc.seed : null);
       this.pending = null;
       this.docCache = text;
     } catch (err) {
@@ -62,7 +68,8 @@ export const documentMethods = {
     }
   },
 
-  loadState(w, h, map, ents, caption) {
+  loadState(w, h, map, ents, caption, seed = null) {
+    this.seed = seed;
     this.w = w;
     this.h = h;
     this.map = map;
@@ -85,7 +92,9 @@ export const documentMethods = {
       width: this.w,
       height: this.h,
       caption: this.caption,
-      entities: this.entities.map((e) => ({ colour: rgbToHex(e.colour), prompt: e.prompt, visible: e.visible, pixels: n[e.slot] })),
+      seed: this.seed,
+      active: this.entities.findIndex((e) => e.slot === this.active),
+      entities: this.entities.map((e) => ({ colour: rgbToHex(e.colour), prompt: e.prompt, visible: e.visible, locked: !!e.locked, pixels: n[e.slot] })),
       counts: this.counts?.counts ?? null,
       trace: this.trace ? [this.trace.width, this.trace.height] : null,
       undo: this.undoStack.length,

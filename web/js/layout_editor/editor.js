@@ -31,6 +31,7 @@ export class LayoutEditor {
     this.map = new Uint8Array(this.w * this.h);
     this.entities = []; // {slot, colour: [r,g,b], prompt, visible}
     this.caption = "";
+    this.seed = null; // the official JSON's seed, kept for export
     this.active = 0; // slot being painted
     this.tool = "brush";
     this.radius = 12;

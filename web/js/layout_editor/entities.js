@@ -4,17 +4,16 @@
 
 import { MAX_ENTITIES } from "./constants.js";
 import { el } from "./dom.js";
-import { colourKey } from "./files.js";
 import { hexToRgb, nextColour, rgbToHex } from "./paint.js";
+import { flipMask, scaleMask } from "./transform.js";
+
+/** A prompt box as tall as its lines (up to four), so long prompts read without scrolling. */
+function fitHeight(t) {
+  t.style.height = "auto";
+  if (t.scrollHeight) t.style.height = `${Math.min(t.scrollHeight + 2, 74)}px`;
+}
 
 export const entityMethods = {
-  /** Seg2Any orders entities by colour (sorted RGB, as the official reader does), and so do the
-   * builder's report and the Layout Preview legend: the list keeps that order so a row's number is
-   * the number they show. Reordering therefore swaps colours (see moveEntity). */
-  sortEntities(list = this.entities) {
-    return list.sort((a, b) => colourKey(a.colour) - colourKey(b.colour));
-  },
-
   freeSlot() {
     const used = new Set(this.entities.map((e) => e.slot));
     for (let s = 1; s <= MAX_ENTITIES; s++) if (!used.has(s)) return s;
@@ -29,6 +28,7 @@ export const entityMethods = {
       this.entities.push({ slot, colour: c, prompt, visible: true });
       this.active = slot;
     });
+    this.scrollToRow(slot);
     const input = this.rows.querySelector(`.s2a-row[data-slot="${slot}"] .s2a-prompt`);
     if (input && !prompt) input.focus({ preventScroll: true });
     return slot;
@@ -42,14 +42,76 @@ export const entityMethods = {
     });
   },
 
+  /** The user's order is the document's order: moving keeps every entity's colour and pixels. */
   moveEntity(slot, delta) {
     const i = this.entities.findIndex((e) => e.slot === slot);
-    const j = i + delta;
-    if (i < 0 || j < 0 || j >= this.entities.length) return;
-    this.edit(() => {
-      const [a, b] = [this.entities[i], this.entities[j]];
-      [a.colour, b.colour] = [b.colour, a.colour]; // the entity takes its neighbour's place in the order
+    this.moveEntityTo(slot, i + delta);
+  },
+
+  moveEntityTo(slot, j) {
+    const i = this.entities.findIndex((e) => e.slot === slot);
+    if (i < 0 || j < 0 || j >= this.entities.length || j === i) return;
+    this.edit(() => this.entities.splice(j, 0, ...this.entities.splice(i, 1)));
+    this.scrollToRow(slot);
+  },
+
+  /** Scroll the list (only the list: never the page around the node) so the row shows. */
+  scrollToRow(slot) {
+    const row = this.rows.querySelector(`.s2a-row[data-slot="${slot}"]`);
+    if (!row) return;
+    const top = row.offsetTop - this.rows.offsetTop;
+    if (top < this.rows.scrollTop) this.rows.scrollTop = top;
+    else if (top + row.offsetHeight > this.rows.scrollTop + this.rows.clientHeight) {
+      this.rows.scrollTop = top + row.offsetHeight - this.rows.clientHeight;
+    }
+  },
+
+  /** Flip ("x" / "y") or scale (a factor) the selected entity's pixels: one undo step. */
+  transformActive(kind) {
+    if (!this.entities.some((e) => e.slot === this.active)) return this.message("Select an entity first (click its row, or Alt+click it).", "error");
+    this.beginOp();
+    const locked = this.lockedSlots();
+    const base = this.map;
+    this.map = typeof kind === "number" ? scaleMask(base, this.w, this.h, this.active, kind, locked) : flipMask(base, this.w, this.h, this.active, kind, locked);
+    this.refresh([0, 0, this.w, this.h]);
+    this.endOp();
+  },
+
+  /** Drag a row by its number to reorder (pointer events, so touch and pen work too). */
+  bindRowDrag(handle, slot) {
+    handle.addEventListener("pointerdown", (ev) => {
+      if (ev.button !== 0) return;
+      ev.preventDefault();
+      handle.setPointerCapture(ev.pointerId);
+      this.rowDrag = { slot, y: ev.clientY, moved: false, to: null };
     });
+    handle.addEventListener("pointermove", (ev) => {
+      const d = this.rowDrag;
+      if (!d || d.slot !== slot) return;
+      if (Math.abs(ev.clientY - d.y) > 3) d.moved = true;
+      if (!d.moved) return;
+      // the index it lands at = how many other rows' middles are above the pointer
+      const others = [...this.rows.children].filter((r) => Number(r.dataset.slot) !== slot);
+      d.to = others.filter((r) => {
+        const b = r.getBoundingClientRect();
+        return ev.clientY > b.top + b.height / 2;
+      }).length;
+      others.forEach((r, k) => {
+        r.classList.toggle("s2a-drop-before", k === d.to);
+        r.classList.toggle("s2a-drop-after", d.to === others.length && k === others.length - 1);
+      });
+    });
+    const end = (ev) => {
+      const d = this.rowDrag;
+      if (!d || d.slot !== slot) return;
+      this.rowDrag = null;
+      for (const r of this.rows.children) r.classList.remove("s2a-drop-before", "s2a-drop-after");
+      if (handle.hasPointerCapture?.(ev.pointerId)) handle.releasePointerCapture(ev.pointerId);
+      if (!d.moved) return this.select(slot);
+      if (d.to !== null) this.moveEntityTo(slot, d.to);
+    };
+    handle.addEventListener("pointerup", end);
+    handle.addEventListener("pointercancel", end);
   },
 
   setColour(slot, hex, input) {
@@ -78,17 +140,20 @@ export const entityMethods = {
         const num = e.visible ? String(++rank) : "–";
         const swatch = el("input", { type: "color", class: "s2a-swatch", value: rgbToHex(e.colour), title: "Entity colour (unique)" });
         swatch.addEventListener("change", () => this.setColour(e.slot, swatch.value, swatch));
-        const prompt = el("input", { type: "text", class: "s2a-prompt", placeholder: `entity ${num}: what is here?`, value: e.prompt });
+        const prompt = el("textarea", { class: "s2a-prompt", rows: "1", placeholder: `entity ${num}: what is here?` });
         prompt.value = e.prompt;
         prompt.addEventListener("focus", () => this.select(e.slot));
         prompt.addEventListener("input", () => {
           e.prompt = prompt.value;
+          fitHeight(prompt);
           this.changed(false);
         });
+        const num_ = el("span", { class: "s2a-num", text: num, title: "Drag to reorder; click to paint with this entity. Hidden: left out (–)." });
+        this.bindRowDrag(num_, e.slot);
         const row = el(
           "div",
           { class: `s2a-row${e.slot === this.active ? " s2a-active" : ""}${e.visible ? "" : " s2a-hidden"}`, "data-slot": String(e.slot), "data-index": String(i) },
-          el("span", { class: "s2a-num", text: num, title: "Its number in the builder's report and the preview (hidden: left out). Click the row to paint with it." }),
+          num_,
           swatch,
           prompt,
           el("span", { class: "s2a-tokens s2a-entity-tokens", text: "" }),
@@ -98,17 +163,24 @@ export const entityMethods = {
             text: e.visible ? "◉" : "○",
             onclick: () => this.edit(() => (e.visible = !e.visible)),
           }),
-          el("button", { class: "s2a-up", title: "Move up (swaps colours with the entity above: the order follows the colours)", text: "▲", onclick: () => this.moveEntity(e.slot, -1) }),
-          el("button", { class: "s2a-down", title: "Move down (swaps colours with the entity below)", text: "▼", onclick: () => this.moveEntity(e.slot, 1) }),
+          el("button", {
+            class: `s2a-lock${e.locked ? " s2a-on" : ""}`,
+            title: e.locked ? "Unlock" : "Lock (no stroke, fill or shape overwrites its pixels)",
+            text: e.locked ? "🔒" : "🔓",
+            onclick: () => this.edit(() => (e.locked = !e.locked)),
+          }),
+          el("button", { class: "s2a-up", title: "Move up (keeps its colour and pixels)", text: "▲", onclick: () => this.moveEntity(e.slot, -1) }),
+          el("button", { class: "s2a-down", title: "Move down (keeps its colour and pixels)", text: "▼", onclick: () => this.moveEntity(e.slot, 1) }),
           el("button", { class: "s2a-del", title: "Delete (its pixels become background)", text: "✕", onclick: () => this.deleteEntity(e.slot) }),
         );
         row.addEventListener("pointerdown", (ev) => {
-          if (ev.target === row || ev.target.classList.contains("s2a-num")) this.select(e.slot);
+          if (ev.target === row) this.select(e.slot);
         });
         return row;
       }),
     );
     this.countLabel.textContent = `${this.entities.length}`;
+    for (const t of this.rows.querySelectorAll(".s2a-prompt")) fitHeight(t);
     if (keepFocus && keepFocus[0]) {
       const cls = String(keepFocus[1]).split(" ")[0];
       this.rows.querySelector(`.s2a-row[data-slot="${keepFocus[0]}"] .${cls}`)?.focus({ preventScroll: true });

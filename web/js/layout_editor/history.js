@@ -9,6 +9,7 @@ export const historyMethods = {
     return {
       list: this.entities.map((e) => ({ ...e, colour: e.colour.slice() })),
       caption: this.caption,
+      seed: this.seed,
       w: this.w,
       h: this.h,
     };
@@ -69,6 +70,7 @@ export const historyMethods = {
     this.h = ents.h;
     this.entities = ents.list.map((e) => ({ ...e, colour: e.colour.slice() }));
     this.caption = ents.caption;
+    this.seed = ents.seed;
     this.captionInput.value = this.caption;
     if (step.kind === "full") this.map = (forward ? step.after : step.before).slice();
     else if (step.box) this.paste(forward ? step.after : step.before, step.box);
@@ -100,7 +102,6 @@ export const historyMethods = {
   edit(fn) {
     this.beginOp();
     fn();
-    this.sortEntities();
     this.refreshLut();
     this.refresh([0, 0, this.w, this.h]);
     this.renderRows();

@@ -63,18 +63,22 @@ export const transferMethods = {
       const slotOf = new Map();
       const ents = segments.map((s, i) => {
         slotOf.set(colourKey(s.colour), i + 1);
-        return { slot: i + 1, colour: s.colour, prompt: s.text, visible: true };
+        return { slot: i + 1, colour: s.colour, prompt: s.text, visible: !s.hidden };
       });
       const { map, unknown } = indexFromPixels(img, slotOf);
-      this.sortEntities(ents);
       if (unknown.size) notes.push(`${unknown.size} unlisted colour(s) became background`);
+      const hidden = ents.filter((e) => !e.visible).length;
+      if (hidden) notes.push(`${hidden} hidden`);
       this.beginOp();
       this.w = img.width;
       this.h = img.height;
       this.map = map;
       this.entities = ents;
       this.active = ents[0]?.slot ?? 0;
-      if (spec) this.caption = spec.caption;
+      if (spec) {
+        this.caption = spec.caption;
+        this.seed = spec.seed;
+      }
       this.captionInput.value = this.caption;
       this.resetLabels();
       this.renderRows();
@@ -100,34 +104,38 @@ export const transferMethods = {
     return out.sort((a, b) => colourKey(a) - colourKey(b)); // the official entity order
   },
 
+  /** A JSON without its PNG: prompts for the colours already here; new colours become entities
+   * with no pixels yet, and the status says so (the run would refuse them). */
   importPrompts(spec) {
+    let added = 0;
     this.edit(() => {
       const byHex = new Map(this.entities.map((e) => [rgbToHex(e.colour), e]));
       for (const s of spec.segments) {
         const e = byHex.get(rgbToHex(s.colour));
         if (e) e.prompt = s.text;
         else if (this.entities.length < MAX_ENTITIES) {
-          this.entities.push({ slot: this.freeSlot(), colour: s.colour, prompt: s.text, visible: true });
+          this.entities.push({ slot: this.freeSlot(), colour: s.colour, prompt: s.text, visible: !s.hidden });
+          added++;
         }
       }
       this.caption = spec.caption || this.caption;
+      if (spec.seed !== null) this.seed = spec.seed;
       this.captionInput.value = this.caption;
     });
-    this.message(`Imported prompts for ${spec.segments.length} colour(s).`);
+    const empty = added ? `; ${added} new entit${added === 1 ? "y has" : "ies have"} no pixels yet: paint ${added === 1 ? "it" : "them"} (or import the PNG too)` : "";
+    this.message(`Imported prompts for ${spec.segments.length} colour(s)${empty}.`, added ? "error" : "info");
   },
 
-  visibleColours() {
-    const colourOf = new Array(256).fill(null);
-    for (const e of this.entities) if (e.visible) colourOf[e.slot] = e.colour;
-    return colourOf;
-  },
-
-  /** The official pair of what the node outputs (visible entities, black background). */
+  /** The official pair: the JSON lists the visible entities in the user's order (what the node
+   * outputs), with the caption and seed; hidden entities keep their pixels in the PNG under their
+   * own colour, listed apart in `hidden_segments_info` (official readers treat an unlisted colour
+   * as background, as the node does), so export -> import gives back exactly this layout. */
   async officialFiles() {
-    const shown = this.entities.filter((e) => e.visible).map((e) => e.colour);
-    const png = await canvasBlob(mapCanvas(this.map, this.w, this.h, this.visibleColours(), backgroundFor(shown)));
-    const json = officialJson(this.caption.trim(), this.entities.filter((e) => e.visible).map((e) => ({ colour: e.colour, prompt: e.prompt.trim() })));
-    return { png, json };
+    const all = new Array(256).fill(null);
+    for (const e of this.entities) all[e.slot] = e.colour;
+    const png = await canvasBlob(mapCanvas(this.map, this.w, this.h, all, backgroundFor(this.entities.map((e) => e.colour))));
+    const list = this.entities.map((e) => ({ colour: e.colour, prompt: e.prompt.trim(), visible: e.visible }));
+    return { png, json: officialJson(this.caption.trim(), list, this.seed) };
   },
 
   async exportFiles() {
