@@ -223,7 +223,6 @@ def test_pick_move_flip_lock_and_pan(page):
     stage = ed.q(".s2a-stage")
     scroll = lambda: page.js("return [arguments[0].scrollLeft, arguments[0].scrollTop];", stage)  # noqa: E731
     s0 = scroll()
-    view.click() if False else None
     ActionChains(page.driver).move_to_element(view).key_down(Keys.SPACE).click_and_hold().move_by_offset(
         -60, -40
     ).release().key_up(Keys.SPACE).perform()
