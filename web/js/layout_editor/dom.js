@@ -2,6 +2,7 @@
 // entity list's container; the `el` helper every part builds its elements with.
 // Installed on LayoutEditor.prototype (editor.js); `this` is the editor.
 
+import { foreignUndo } from "./graph_undo.js";
 import { MIN_SIDE, MAX_SIDE, ZOOM_STEP, TOOLS } from "./constants.js";
 
 export function el(tag, attrs = {}, ...children) {
@@ -79,7 +80,8 @@ export const domMethods = {
     this.status = el("div", { class: "s2a-status" });
     this.captionInput = el("textarea", { class: "s2a-caption", rows: "2", placeholder: "Global caption: the whole picture in one or two sentences" });
     this.captionTokens = el("span", { class: "s2a-tokens s2a-caption-tokens", text: "" });
-    this.captionInput.addEventListener("input", () => {
+    this.captionInput.addEventListener("input", (e) => {
+      if (foreignUndo(e, this.captionInput)) return void (this.captionInput.value = this.caption);
       this.caption = this.captionInput.value;
       this.changed(false);
     });

@@ -4,6 +4,7 @@
 
 import { MAX_ENTITIES } from "./constants.js";
 import { el } from "./dom.js";
+import { foreignUndo } from "./graph_undo.js";
 import { hexToRgb, nextColour, rgbToHex } from "./paint.js";
 import { flipMask, scaleMask } from "./transform.js";
 
@@ -143,7 +144,8 @@ export const entityMethods = {
         const prompt = el("textarea", { class: "s2a-prompt", rows: "1", placeholder: `entity ${num}: what is here?` });
         prompt.value = e.prompt;
         prompt.addEventListener("focus", () => this.select(e.slot));
-        prompt.addEventListener("input", () => {
+        prompt.addEventListener("input", (ev) => {
+          if (foreignUndo(ev, prompt)) return void (prompt.value = e.prompt);
           e.prompt = prompt.value;
           fitHeight(prompt);
           this.changed(false);

@@ -13,6 +13,18 @@
 // Everything else (Ctrl+S, Ctrl+Enter, graph undo outside the editor) runs unchanged.
 
 const claimed = new WeakSet();
+let keyFocus = null; // what had the focus when the last key went down
+
+// The browser's own Ctrl+Z (outside any text box) undoes the last typing in whichever text box had
+// it, even one the user left long ago, and focuses it: a graph undo would also rewrite an entity's
+// prompt. Remember where each key press started so the editor can tell that apart (foreignUndo).
+window.addEventListener("keydown", () => (keyFocus = document.activeElement), true);
+
+/** An `input` event on `box` that is the browser's undo / redo of old typing, started while the
+ * focus was elsewhere (ComfyUI's graph undo handles that key): the editor keeps its text. */
+export function foreignUndo(e, box) {
+  return /^history(Undo|Redo)$/.test(e.inputType || "") && keyFocus !== box;
+}
 let session = null; // {tracker, top, base}
 let patched = false;
 
@@ -73,7 +85,8 @@ export function bindGraphUndo(app, root) {
     setTimeout(() => {
       if (session?.root !== root || root.contains(document.activeElement)) return;
       const tracker = session.tracker;
-      (tracker.captureCanvasState || tracker.checkState)?.call(tracker); // the session's last state
+      // the node was rebuilt (graph undo / load): nothing of ours to record
+      if (root.isConnected) (tracker.captureCanvasState || tracker.checkState)?.call(tracker); // the session's last state
       session = null;
     }, 0);
   });
