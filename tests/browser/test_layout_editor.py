@@ -61,7 +61,7 @@ class Editor:
         return self.root.find_element(By.CSS_SELECTOR, sel)
 
     def summary(self):
-        return self.page.js("return window.seg2anyLayoutEditors.get(arguments[0]).summary();", self.id)
+        return self.page.js("return window.seg2anyLayoutEditors.get(String(arguments[0])).summary();", self.id)
 
     def set_size(self, w, h):
         for sel, v in ((".s2a-width", w), (".s2a-height", h)):
@@ -99,7 +99,7 @@ class Editor:
 
     def wait_counts(self, n_texts):
         self.page.wait_for(
-            f"(() => {{ const s = window.seg2anyLayoutEditors.get({self.id}).summary(); "
+            f"(() => {{ const s = window.seg2anyLayoutEditors.get('{self.id}').summary(); "
             f"return s.counts && s.counts.length === {n_texts} && "
             "JSON.stringify(s.counts.slice(1)) !== 'null'; })()",
             30,
@@ -110,7 +110,7 @@ class Editor:
     def exported(self) -> tuple[bytes, str]:
         """The official PNG + JSON the Export button downloads (the same blobs, read in the page)."""
         png_b64, text = self.page.js_async(
-            """const f = await window.seg2anyLayoutEditors.get(args[0]).officialFiles();
+            """const f = await window.seg2anyLayoutEditors.get(String(args[0])).officialFiles();
             const b = new Uint8Array(await f.png.arrayBuffer()); let s = ""; for (const x of b) s += String.fromCharCode(x);
             return [btoa(s), f.json];""",
             self.id,
@@ -305,7 +305,7 @@ def test_saved_workflow_reloads_with_the_same_layout(page):
     nid = page.js("return app.graph._nodes.find(x => x.type === 'Seg2AnyLayoutEditor').id;")
     show_node(page, nid)
     ed2 = Editor(page, nid)
-    page.wait_for(f"window.seg2anyLayoutEditors.get({nid}).summary().entities.length === 3", 30, "layout decoded")
+    page.wait_for(f"window.seg2anyLayoutEditors.get('{nid}').summary().entities.length === 3", 30, "layout decoded")
     ed2.wait_counts(4)
     page.screenshot("reloaded")
     after = ed2.summary()
@@ -363,7 +363,7 @@ def test_import_the_official_example_by_file_and_export_it(page, name):
     ed = add_editor(page)
     ed.q(".s2a-import-input").send_keys(os.path.join(EXAMPLES, name + ".png") + "\n" + os.path.join(EXAMPLES, name + ".json"))
     n = len(spec["segments_info"])
-    page.wait_for(f"window.seg2anyLayoutEditors.get({ed.id}).summary().entities.length === {n}", 30, "import")
+    page.wait_for(f"window.seg2anyLayoutEditors.get('{ed.id}').summary().entities.length === {n}", 30, "import")
     ed.wait_counts(n + 1)
     page.screenshot("imported")
     s = ed.summary()
@@ -406,7 +406,7 @@ def test_drop_the_official_pair_on_the_editor(page):
         ed.root,
         payload,
     )
-    page.wait_for(f"window.seg2anyLayoutEditors.get({ed.id}).summary().entities.length === 3", 30, "drop import")
+    page.wait_for(f"window.seg2anyLayoutEditors.get('{ed.id}').summary().entities.length === 3", 30, "drop import")
     ed.wait_counts(4)
     page.screenshot("dropped-animals")
     s = ed.summary()
@@ -419,7 +419,7 @@ def test_drop_the_official_pair_on_the_editor(page):
     ed.q(f'.s2a-row[data-index="{k}"] .s2a-prompt').send_keys(
         " With sparks, smoke and embers swirling in the hot night air all around."
     )
-    page.wait_for(f"window.seg2anyLayoutEditors.get({ed.id}).summary().counts[{k + 1}] > 50", 30, "over-long count")
+    page.wait_for(f"window.seg2anyLayoutEditors.get('{ed.id}').summary().counts[{k + 1}] > 50", 30, "over-long count")
     page.settle()
     flagged = ed.q(f'.s2a-row[data-index="{k}"] .s2a-tokens')
     assert "s2a-over" in flagged.get_attribute("class") and int(flagged.get_attribute("textContent").split("/")[0]) > 50
@@ -472,7 +472,7 @@ def test_paint_25_entities_and_build_them(page):
     report = "".join(next(o["text"] for o in entry["outputs"].values() if "text" in o))
     assert all(f"entity number {k + 1}," in report for k in range(25))
     # the connected trace image came back after the run and lies under the painting
-    page.wait_for(f"window.seg2anyLayoutEditors.get({ed.id}).summary().trace", 30, "trace image shown")
+    page.wait_for(f"window.seg2anyLayoutEditors.get('{ed.id}').summary().trace", 30, "trace image shown")
     assert ed.summary()["trace"] == [160, 160]
     show_node(page, ed.id)
     page.screenshot("trace-image-under-the-painting")

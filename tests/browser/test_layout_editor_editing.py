@@ -90,11 +90,11 @@ def test_editor_undo_keys_graph_history_and_comfy_shortcuts(page):
     assert q1[0] - q0[0] == 1, (q0, q1)
     # and that step undoes the session: graph undo (Ctrl+Z on the graph) brings back the empty editor
     keys(page, Keys.CONTROL, "z")
-    page.wait_for(f"window.seg2anyLayoutEditors.get({ed.id})?.summary().entities.length === 0", 20, "graph undo")
+    page.wait_for(f"window.seg2anyLayoutEditors.get('{ed.id}')?.summary().entities.length === 0", 20, "graph undo")
     page.screenshot("graph-undo")
     # the browser's own text undo did not rewrite a prompt behind the graph's back, so redo works
     keys(page, Keys.CONTROL, "y")
-    page.wait_for(f"window.seg2anyLayoutEditors.get({ed.id})?.summary().entities.length === 2", 20, "graph redo")
+    page.wait_for(f"window.seg2anyLayoutEditors.get('{ed.id}')?.summary().entities.length === 2", 20, "graph redo")
     ed = type(ed)(page, ed.id)
     assert ed.summary()["entities"] == s["entities"]
     page.screenshot("graph-redo")
@@ -103,7 +103,11 @@ def test_editor_undo_keys_graph_history_and_comfy_shortcuts(page):
     ed.q('.s2a-row[data-index="0"] .s2a-prompt').click()
     assert page.js("return arguments[0].contains(document.activeElement);", ed.root)
     keys(page, Keys.CONTROL, "s")
-    page.wait_for("[...document.querySelectorAll('.p-dialog')].some(d => d.offsetParent !== null)", 10, "save dialog")
+    page.wait_for(  # PrimeVue's .p-dialog (1.35) or the newer [role=dialog] (1.49): a visible "Save ..." dialog
+        "[...document.querySelectorAll('.p-dialog, [role=dialog]')].some(d => d.getClientRects().length && /Save/.test(d.textContent))",
+        10,
+        "save dialog",
+    )
     page.screenshot("ctrl-s-save-dialog")
     keys(page, Keys.ESCAPE)
 
@@ -155,7 +159,7 @@ def test_export_import_round_trip_keeps_order_seed_and_hidden(page, tmp_path):
     name = "20_circular_badges"
     ed = add_editor(page)
     ed.q(".s2a-import-input").send_keys(os.path.join(EXAMPLES, name + ".png") + "\n" + os.path.join(EXAMPLES, name + ".json"))
-    page.wait_for(f"window.seg2anyLayoutEditors.get({ed.id}).summary().entities.length === 20", 30, "import")
+    page.wait_for(f"window.seg2anyLayoutEditors.get('{ed.id}').summary().entities.length === 20", 30, "import")
     assert ed.summary()["seed"] == 105
     ed.q('.s2a-row[data-index="3"] .s2a-eye').click()  # hide the 4th
     ed.q('.s2a-row[data-index="0"] .s2a-down').click()  # swap the first two
@@ -170,7 +174,7 @@ def test_export_import_round_trip_keeps_order_seed_and_hidden(page, tmp_path):
 
     ed2 = add_editor(page)
     ed2.q(".s2a-import-input").send_keys(f"{tmp_path / 'rt.png'}\n{tmp_path / 'rt.json'}")
-    page.wait_for(f"window.seg2anyLayoutEditors.get({ed2.id}).summary().entities.length === 20", 30, "re-import")
+    page.wait_for(f"window.seg2anyLayoutEditors.get('{ed2.id}').summary().entities.length === 20", 30, "re-import")
     page.screenshot("re-imported")
     got = ed2.summary()
     for k in ("width", "height", "caption", "seed", "entities"):

@@ -39,7 +39,8 @@ function replaceStaleVueEditor(node) {
   }
 }
 
-window.seg2anyLayoutEditors ??= new Map(); // node id -> editor, for the browser tests and the console
+window.seg2anyLayoutEditors ??= new Map(); // String(node id) -> editor, for the browser tests and the console
+// (frontend 1.49 gives string node ids, earlier ones numbers: the key is the id as text in both)
 
 app.registerExtension({
   name: "Seg2Any.LayoutEditor",
@@ -59,10 +60,10 @@ app.registerExtension({
         editor.root.dataset.nodeId = String(node.id);
         bindGraphUndo(app, editor.root);
         node.seg2anyEditor = editor;
-        window.seg2anyLayoutEditors.set(node.id, editor);
+        window.seg2anyLayoutEditors.set(String(node.id), editor);
         const removed = node.onRemoved;
         node.onRemoved = function () {
-          window.seg2anyLayoutEditors.delete(this.id);
+          window.seg2anyLayoutEditors.delete(String(this.id));
           return removed?.apply(this, arguments);
         };
         editor.fromDocument("");
@@ -96,7 +97,7 @@ app.registerExtension({
     const added = node.onAdded;
     node.onAdded = function () {
       const r = added?.apply(this, arguments);
-      window.seg2anyLayoutEditors.set(this.id, this.seg2anyEditor);
+      window.seg2anyLayoutEditors.set(String(this.id), this.seg2anyEditor);
       this.seg2anyEditor.root.dataset.nodeId = String(this.id);
       replaceStaleVueEditor(this);
       return r;
