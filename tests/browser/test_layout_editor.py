@@ -330,8 +330,9 @@ def test_saved_workflow_reloads_with_the_same_layout(page):
     ed2.q('.s2a-row[data-index="0"] .s2a-down').click()
     moved = ed2.summary()["entities"]
     assert moved == [ents[1], ents[0], ents[2]]
-    ed2.q('.s2a-row[data-index="2"] .s2a-eye').click()  # hide the last one: it loses its number
-    assert [r.get_attribute("textContent") for r in ed2.root.find_elements(By.CSS_SELECTOR, ".s2a-num")] == ["1", "2", "–"]
+    ed2.q('.s2a-row[data-index="2"] .s2a-eye').click()  # hide the last one: it keeps its place number
+    assert [r.get_attribute("textContent") for r in ed2.root.find_elements(By.CSS_SELECTOR, ".s2a-num")] == ["1", "2", "3"]
+    assert "s2a-hidden" in ed2.q('.s2a-row[data-index="2"]').get_attribute("class")
     page.screenshot("reordered-and-hidden")
 
     # zoom: the canvas grows by 1.25 per step and scrolls inside the editor; Fit brings it back

@@ -241,3 +241,27 @@ def test_pick_move_flip_lock_and_pan(page):
     assert s2[0] < s1[0] - 20 and s2[1] < s1[1] - 10, (s1, s2)
     assert ed.summary()["entities"] == snap
     page.screenshot("panned")
+
+
+def test_problems_shown_with_the_runs_wording(page):
+    """An unpainted entity and an empty prompt are named in the editor as the node's run names them."""
+    from seg2any.editor_document import official_outputs
+    from seg2any.errors import LayoutError
+
+    ed = add_editor(page)
+    ed.set_size(64, 64)
+    ed.add("a red box")
+    ed.tool("rect")
+    ed.drag((4, 4), (30, 30))
+    ed.add("a green field")  # never painted
+    problems = ed.q(".s2a-problems")
+    page.wait_for("!document.querySelector('.s2a-problems').hidden", 10, "problems shown")
+    text = problems.get_attribute("textContent")
+    with pytest.raises(LayoutError) as err:
+        official_outputs(parse_document(ed.document()))
+    assert str(err.value) in text, (str(err.value), text)
+    assert "entity 2 (" in text and "'a green field' is not painted anywhere" in text
+    page.screenshot("problem-unpainted")
+    ed.drag((34, 34), (60, 60))  # paint it: no problem left
+    page.wait_for("document.querySelector('.s2a-problems').hidden", 10, "problems cleared")
+    official_outputs(parse_document(ed.document()))  # the run accepts it

@@ -12,6 +12,7 @@ export const documentMethods = {
     this.pending = null;
     if (pixels) this.mapUrl = null;
     this.scheduleCounts();
+    this.showProblems();
     this.onChange();
   },
 

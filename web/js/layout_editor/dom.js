@@ -78,6 +78,7 @@ export const domMethods = {
     this.view = el("canvas", { class: "s2a-view", tabindex: "0" });
     this.stage = el("div", { class: "s2a-stage" }, this.view);
     this.status = el("div", { class: "s2a-status" });
+    this.problems = el("div", { class: "s2a-problems", hidden: "" });
     this.captionInput = el("textarea", { class: "s2a-caption", rows: "2", placeholder: "Global caption: the whole picture in one or two sentences" });
     this.captionTokens = el("span", { class: "s2a-tokens s2a-caption-tokens", text: "" });
     this.captionInput.addEventListener("input", (e) => {
@@ -102,6 +103,7 @@ export const domMethods = {
       bar3,
       this.stage,
       this.status,
+      this.problems,
       el("div", { class: "s2a-caption-row" }, this.captionInput, this.captionTokens),
       head,
       this.rows,

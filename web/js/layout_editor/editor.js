@@ -9,8 +9,10 @@
 //   view.js      fit / zoom, the label layer, drawing the canvas
 //   history.js   undo / redo steps
 //   entities.js  the entity list and its token counts
+//   graph_undo.js ComfyUI's graph history next to the editor's (keys, one step per session)
 //   transfer.js  official PNG + JSON import / export, layout size, trace image
 //   document.js  the string stored in the workflow
+//   problems.js  what the run would refuse, shown while painting
 // paint.js (index-map painting) and files.js (PNG / JSON codecs) are plain functions.
 
 import { DEFAULT_SIDE } from "./constants.js";
@@ -18,6 +20,7 @@ import { documentMethods } from "./document.js";
 import { domMethods } from "./dom.js";
 import { entityMethods } from "./entities.js";
 import { historyMethods } from "./history.js";
+import { problemMethods } from "./problems.js";
 import { toolMethods } from "./tools.js";
 import { transferMethods } from "./transfer.js";
 import { viewMethods } from "./view.js";
@@ -50,4 +53,4 @@ export class LayoutEditor {
   }
 }
 
-Object.assign(LayoutEditor.prototype, domMethods, toolMethods, viewMethods, historyMethods, entityMethods, transferMethods, documentMethods);
+Object.assign(LayoutEditor.prototype, domMethods, toolMethods, viewMethods, historyMethods, entityMethods, transferMethods, documentMethods, problemMethods);

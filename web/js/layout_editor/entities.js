@@ -135,10 +135,9 @@ export const entityMethods = {
   renderRows() {
     const focused = document.activeElement;
     const keepFocus = focused && this.rows.contains(focused) ? [focused.closest(".s2a-row")?.dataset.slot, focused.className] : null;
-    let rank = 0;
     this.rows.replaceChildren(
       ...this.entities.map((e, i) => {
-        const num = e.visible ? String(++rank) : "–";
+        const num = String(i + 1); // the run's errors name entities by this place in the list
         const swatch = el("input", { type: "color", class: "s2a-swatch", value: rgbToHex(e.colour), title: "Entity colour (unique)" });
         swatch.addEventListener("change", () => this.setColour(e.slot, swatch.value, swatch));
         const prompt = el("textarea", { class: "s2a-prompt", rows: "1", placeholder: `entity ${num}: what is here?` });
@@ -150,7 +149,7 @@ export const entityMethods = {
           fitHeight(prompt);
           this.changed(false);
         });
-        const num_ = el("span", { class: "s2a-num", text: num, title: "Drag to reorder; click to paint with this entity. Hidden: left out (–)." });
+        const num_ = el("span", { class: "s2a-num", text: num, title: "Its place in the list (the node's errors name it so). Drag to reorder; click to paint with it." });
         this.bindRowDrag(num_, e.slot);
         const row = el(
           "div",
@@ -168,7 +167,7 @@ export const entityMethods = {
           el("button", {
             class: `s2a-lock${e.locked ? " s2a-on" : ""}`,
             title: e.locked ? "Unlock" : "Lock (no stroke, fill or shape overwrites its pixels)",
-            text: e.locked ? "🔒" : "🔓",
+            text: e.locked ? "▣" : "□", // plain glyphs: emoji fonts are not everywhere
             onclick: () => this.edit(() => (e.locked = !e.locked)),
           }),
           el("button", { class: "s2a-up", title: "Move up (keeps its colour and pixels)", text: "▲", onclick: () => this.moveEntity(e.slot, -1) }),
@@ -222,9 +221,12 @@ export const entityMethods = {
       if (!span) return;
       span.textContent = n === undefined ? "…" : `${n}/${limit}`;
       span.classList.toggle("s2a-over", n !== undefined && n > limit);
-      span.title = n !== undefined && n > limit ? `Over ${limit} T5 tokens: the builder refuses this caption` : "T5 tokens (with </s>)";
+      span.title = n !== undefined && n > limit ? over : "T5 tokens (with </s>)";
     };
+    let over = "Over 512 T5 tokens: the run keeps the first 512 (as upstream does)";
     put(this.captionTokens, c?.counts?.[0], c?.global_limit ?? 512);
+    over = "Over 50 T5 tokens: the builder refuses this entity's caption (the adapters were trained with 50)";
     [...this.rows.children].forEach((row, i) => put(row.querySelector(".s2a-entity-tokens"), c?.counts?.[i + 1], c?.entity_limit ?? 50));
+    this.showProblems();
   },
 };
