@@ -22,6 +22,7 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 
 from tests.browser.test_layout_editor import EXAMPLES, add_editor  # noqa: E402
+from tests.browser.test_layout_editor_view import any_nodes  # noqa: E402,F401  (classic, then Vue nodes)
 
 JS_TRACKER = (
     "const t = app.extensionManager.workflow.activeWorkflow.changeTracker; return [t.undoQueue.length, t.redoQueue.length];"
@@ -57,7 +58,8 @@ def labels(ed):
     return parse_document(ed.document()).labels
 
 
-def test_editor_undo_keys_graph_history_and_comfy_shortcuts(page):
+def test_editor_undo_keys_graph_history_and_comfy_shortcuts(any_nodes):  # noqa: F811 (the imported fixture)
+    page = any_nodes
     ed = add_editor(page)
     click_graph_background(page)
     q0 = page.js(JS_TRACKER)
@@ -112,7 +114,8 @@ def test_editor_undo_keys_graph_history_and_comfy_shortcuts(page):
     keys(page, Keys.ESCAPE)
 
 
-def test_reorder_keeps_colours_and_new_entities_scroll_into_view(page):
+def test_reorder_keeps_colours_and_new_entities_scroll_into_view(any_nodes):  # noqa: F811 (the imported fixture)
+    page = any_nodes
     ed = add_editor(page)
     ed.set_size(128, 128)
     for k in range(22):
@@ -183,7 +186,8 @@ def test_export_import_round_trip_keeps_order_seed_and_hidden(page, tmp_path):
     assert doc_after.entities == doc_before.entities and np.array_equal(doc_after.labels, doc_before.labels)
 
 
-def test_pick_move_flip_lock_and_pan(page):
+def test_pick_move_flip_lock_and_pan(any_nodes):  # noqa: F811 (the imported fixture)
+    page = any_nodes
     ed = add_editor(page)
     ed.set_size(128, 128)
     ed.add("box a")
