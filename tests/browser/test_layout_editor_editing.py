@@ -273,3 +273,36 @@ def test_problems_shown_with_the_runs_wording(page):
     ed.drag((34, 34), (60, 60))  # paint it: no problem left
     page.wait_for("document.querySelector('.s2a-problems').hidden", 10, "problems cleared")
     official_outputs(parse_document(ed.document()))  # the run accepts it
+
+
+def test_multi_line_prompts_and_a_resizable_node(page):
+    ed = add_editor(page)
+    ed.add("a green field")
+    box = ed.q('.s2a-row[data-index="0"] .s2a-prompt')
+    h0 = page.js("return arguments[0].getBoundingClientRect().height;", box)
+    box.send_keys(Keys.ENTER + "with tall grass" + Keys.ENTER + "and poppies")
+    assert ed.summary()["entities"][0]["prompt"] == "a green field\nwith tall grass\nand poppies"
+    assert page.js("return arguments[0].getBoundingClientRect().height;", box) > 2 * h0  # it shows its lines
+    page.screenshot("multi-line-prompt")
+
+    # drag the node's bottom-right corner: the canvas grows with the node
+    stage = lambda: page.js("return arguments[0].getBoundingClientRect().height;", ed.q(".s2a-stage"))  # noqa: E731
+    page.js(  # zoom the graph out so the node's corner and the room below it are on screen
+        """const n = app.graph.getNodeById(arguments[0]), c = app.canvas;
+        c.ds.scale = 0.6; c.ds.offset = [400 / 0.6 - n.pos[0], 140 / 0.6 - n.pos[1]]; c.setDirty(true, true);""",
+        ed.id,
+    )
+    page.settle()
+    before = stage()
+    (node,) = [n for n in page.node_boxes() if str(n["id"]) == str(ed.id)]
+    x, y, w, h = page.to_screen(node["own"])
+    body = page.driver.find_element(By.TAG_NAME, "body")
+    vw, vh = page.view()["viewport"]
+    ActionChains(page.driver).move_to_element_with_offset(
+        body, x + w - 3 - vw / 2, y + h - 3 - vh / 2
+    ).click_and_hold().move_by_offset(40, 60).move_by_offset(40, 60).release().perform()
+    page.settle()
+    (after_node,) = [n for n in page.node_boxes() if str(n["id"]) == str(ed.id)]
+    assert after_node["size"][1] > node["size"][1] + 50, (node["size"], after_node["size"])
+    assert stage() > before + 40, (before, stage())
+    page.screenshot("node-resized")
