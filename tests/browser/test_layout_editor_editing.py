@@ -263,7 +263,7 @@ def test_problems_shown_with_the_runs_wording(page):
     ed.drag((4, 4), (30, 30))
     ed.add("a green field")  # never painted
     problems = ed.q(".s2a-problems")
-    page.wait_for("!document.querySelector('.s2a-problems').hidden", 10, "problems shown")
+    page.wait_for("document.querySelector('.s2a-problems').dataset.count !== '0'", 10, "problems shown")
     text = problems.get_attribute("textContent")
     with pytest.raises(LayoutError) as err:
         official_outputs(parse_document(ed.document()))
@@ -271,7 +271,7 @@ def test_problems_shown_with_the_runs_wording(page):
     assert "entity 2 (" in text and "'a green field' is not painted anywhere" in text
     page.screenshot("problem-unpainted")
     ed.drag((34, 34), (60, 60))  # paint it: no problem left
-    page.wait_for("document.querySelector('.s2a-problems').hidden", 10, "problems cleared")
+    page.wait_for("document.querySelector('.s2a-problems').dataset.count === '0'", 10, "problems cleared")
     official_outputs(parse_document(ed.document()))  # the run accepts it
 
 

@@ -41,6 +41,6 @@ export const problemMethods = {
     );
     this.problems.textContent = list.length ? `⚠ ${list.length === 1 ? list[0] : `${list.length} problems: ${list.join("; ")}`}` : "";
     this.problems.title = list.join("\n");
-    this.problems.hidden = !list.length;
+    this.problems.dataset.count = String(list.length); // the line keeps its place: the canvas never jumps
   },
 };

@@ -28,8 +28,7 @@ export const STYLE = `
 .s2a-view { display: block; cursor: crosshair; touch-action: none; image-rendering: pixelated; outline: none; margin: auto; }
 .s2a-status { flex: 0 0 auto; min-height: 15px; font-size: 11px; opacity: 0.85; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .s2a-status[data-kind=error] { color: #ff8080; opacity: 1; }
-.s2a-problems { flex: 0 0 auto; font-size: 11px; color: #ffb070; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
-.s2a-problems[hidden] { display: none; }
+.s2a-problems { flex: 0 0 auto; min-height: 14px; font-size: 11px; color: #ffb070; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .s2a-caption-row { display: flex; gap: 4px; align-items: center; flex: 0 0 auto; }
 .s2a-caption { flex: 1 1 auto; resize: vertical; min-height: 36px; padding: 3px; }
 .s2a-head { display: flex; align-items: center; gap: 6px; flex: 0 0 auto; font-weight: bold; }
