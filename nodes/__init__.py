@@ -5,7 +5,7 @@ from comfy_api.latest import ComfyExtension, io
 from .condition_nodes import ConditioningNode, ContourEncoder
 from .demo_nodes import DemoModelLoader
 from .editor_nodes import LayoutEditor, register_routes
-from .layout_nodes import EntityNode, LayoutFromFiles, LayoutPreview, RegionalPromptBuilder
+from .layout_nodes import EntityNode, LayoutFromFiles, LayoutFromMasks, LayoutPreview, RegionalPromptBuilder
 from .lora_nodes import LoadSeg2AnyLora, register_folders
 from .sampler_nodes import MaskedFluxSampler, ScaleToLayout
 
@@ -15,6 +15,7 @@ NODES: list[type[io.ComfyNode]] = [
     LayoutEditor,
     EntityNode,
     LayoutFromFiles,
+    LayoutFromMasks,
     LayoutPreview,
     ContourEncoder,
     ConditioningNode,

@@ -261,3 +261,39 @@ class LayoutPreview(io.ComfyNode):
         pic = render_layout(lay, base, grid=spec.token_grid(lay.height, lay.width))
         tensor = torch.from_numpy(pic.astype(np.float32) / 255.0)[None]
         return io.NodeOutput(tensor, ui=ui.PreviewImage(tensor, cls=cls))
+
+
+class LayoutFromMasks(io.ComfyNode):
+    """A MASK batch (e.g. core SAM3_Detect's individual masks) plus one prompt per line, as the
+    segmentation + segments pair every layout source gives (one node, not one Entity node per mask)."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="Seg2AnyLayoutFromMasks",
+            display_name="Layout from Masks (Seg2Any)",
+            category=CATEGORY,
+            description=(
+                "Turns a batch of masks (for example SAM3 Detect with individual masks) and a list of prompts, one per "
+                "line in the masks' order, into a colour-coded segmentation and its official JSON, the same outputs as "
+                "'Load Seg2Any Layout' and the Layout Editor. Where masks overlap the smaller mask wins."
+            ),
+            inputs=[
+                io.Mask.Input("masks", tooltip="A batch of masks (N, H, W), one entity each; > 0.5 is inside"),
+                io.String.Input("prompts", multiline=True, default="", tooltip="One prompt per line, in the order of the masks"),
+                io.String.Input("caption", multiline=True, default="", tooltip="The global caption of the whole picture"),
+            ],
+            outputs=[
+                io.Image.Output(display_name="segmentation"),
+                io.String.Output(display_name="segments"),
+                io.String.Output(display_name="caption"),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, masks, prompts, caption=""):
+        from seg2any.layout.masks_to_layout import colour_map_from_masks, prompt_lines
+
+        rgb, spec = colour_map_from_masks(masks.detach().cpu().float().numpy(), prompt_lines(prompts), caption)
+        tensor = torch.from_numpy(rgb.astype(np.float32) / 255.0)[None]
+        return io.NodeOutput(tensor, json.dumps(spec, ensure_ascii=False), spec["caption"])

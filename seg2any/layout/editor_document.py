@@ -5,8 +5,12 @@ carries the painting. The string arrives from any client, so it is parsed defens
 size is bounded before anything is decoded. Format (``version`` 1)::
 
     {"version": 1, "width": W, "height": H, "caption": "...",
-     "entities": [{"color": "#rrggbb", "prompt": "...", "visible": true}, ...],
-     "map": "data:image/png;base64,..."}
+     "entities": [{"color": "#rrggbb", "prompt": "...", "visible": true, "locked": false}, ...],
+     "seed": 42, "map": "data:image/png;base64,..."}
+
+Entities are in the user's order (the editor's list), which is also the order of the output JSON.
+``seed`` (optional) is the official JSON's seed, kept from an import for the export and the
+outputs; ``locked`` (optional) is editor state only (strokes leave a locked entity's pixels).
 
 ``map`` is a W x H RGBA PNG of the colour map: each painted pixel holds its entity's colour, the
 background is transparent (any colour may be an entity's, black included: the official badge example
@@ -56,6 +60,7 @@ class EditorDocument:
     caption: str
     entities: tuple[DocEntity, ...]
     labels: np.ndarray  # (H, W) int16: 0 = background, i + 1 = entities[i]
+    seed: int | None = None
 
 
 def hex_color(c: RGB) -> str:
@@ -184,8 +189,11 @@ def parse_document(text: str) -> EditorDocument:
     if len(caption) > MAX_CAPTION_CHARS:
         raise LayoutError(f"the caption has {len(caption)} characters (limit {MAX_CAPTION_CHARS})")
     entities = _parse_entities(doc.get("entities", []))
+    seed = doc.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise LayoutError(f"layout editor document: 'seed' must be an integer, got {seed!r}")
     labels = _labels(_decode_map(doc.get("map"), width, height), entities)
-    return EditorDocument(width, height, caption.strip(), entities, labels)
+    return EditorDocument(width, height, caption.strip(), entities, labels, seed)
 
 
 def background_colour(entities) -> RGB:
@@ -215,7 +223,10 @@ def official_outputs(doc: EditorDocument) -> tuple[np.ndarray, str, str]:
         [background_colour(shown)] + [e.color if e.visible else background_colour(shown) for e in doc.entities], np.uint8
     )
     rgb = palette[doc.labels]
-    spec = {"caption": doc.caption, "segments_info": [{"color": list(e.color), "text": e.prompt} for e in shown]}
+    spec: dict = {"caption": doc.caption}
+    if doc.seed is not None:
+        spec["seed"] = doc.seed
+    spec["segments_info"] = [{"color": list(e.color), "text": e.prompt} for e in shown]
     return rgb, json.dumps(spec, ensure_ascii=False), doc.caption
 
 
@@ -232,6 +243,7 @@ def encode_document(doc: EditorDocument) -> str:
         "height": doc.height,
         "caption": doc.caption,
         "entities": [{"color": hex_color(e.color), "prompt": e.prompt, "visible": e.visible} for e in doc.entities],
+        **({"seed": doc.seed} if doc.seed is not None else {}),
         "map": PNG_PREFIX + base64.b64encode(buf.getvalue()).decode("ascii"),
     }
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
@@ -252,7 +264,7 @@ def document_from_official(image, spec) -> EditorDocument:
     labels = np.zeros((h, w), np.int16)
     for i, e in enumerate(ents):
         labels[keys == ((e.color[0] << 16) | (e.color[1] << 8) | e.color[2])] = i + 1
-    return EditorDocument(w, h, (parsed.caption or "").strip(), ents, labels)
+    return EditorDocument(w, h, (parsed.caption or "").strip(), ents, labels, parsed.seed)
 
 
 def document_from_files(png_path: str, json_path: str) -> str:

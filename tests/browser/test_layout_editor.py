@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from seg2any.conditioning.t5_tokens import T5Tokenizer
-from seg2any.layout.editor_document import parse_document
+from seg2any.layout.editor_document import hex_color, parse_document
 from seg2any.layout.layout import layout_from_segmentation
 from tests.conftest import ROOT, SHARED
 
@@ -61,7 +61,7 @@ class Editor:
         return self.root.find_element(By.CSS_SELECTOR, sel)
 
     def summary(self):
-        return self.page.js("return window.seg2anyLayoutEditors.get(arguments[0]).summary();", self.id)
+        return self.page.js("return window.seg2anyLayoutEditors.get(String(arguments[0])).summary();", self.id)
 
     def set_size(self, w, h):
         for sel, v in ((".s2a-width", w), (".s2a-height", h)):
@@ -90,7 +90,7 @@ class Editor:
         ActionChains(self.page.driver).move_to_element_with_offset(self.q(".s2a-view"), *self.point(*p)).click().perform()
 
     def add(self, prompt):
-        """+ Entity, then type its prompt; the new entity is the active row, listed at its colour's rank."""
+        """+ Entity, then type its prompt; the new entity is the active row, the last in the list."""
         self.q(".s2a-add").click()
         self.q(".s2a-row.s2a-active .s2a-prompt").send_keys(prompt)
 
@@ -99,7 +99,7 @@ class Editor:
 
     def wait_counts(self, n_texts):
         self.page.wait_for(
-            f"(() => {{ const s = window.seg2anyLayoutEditors.get({self.id}).summary(); "
+            f"(() => {{ const s = window.seg2anyLayoutEditors.get('{self.id}').summary(); "
             f"return s.counts && s.counts.length === {n_texts} && "
             "JSON.stringify(s.counts.slice(1)) !== 'null'; })()",
             30,
@@ -110,7 +110,7 @@ class Editor:
     def exported(self) -> tuple[bytes, str]:
         """The official PNG + JSON the Export button downloads (the same blobs, read in the page)."""
         png_b64, text = self.page.js_async(
-            """const f = await window.seg2anyLayoutEditors.get(args[0]).officialFiles();
+            """const f = await window.seg2anyLayoutEditors.get(String(args[0])).officialFiles();
             const b = new Uint8Array(await f.png.arrayBuffer()); let s = ""; for (const x of b) s += String.fromCharCode(x);
             return [btoa(s), f.json];""",
             self.id,
@@ -233,7 +233,7 @@ def test_paint_three_entities_and_run_the_demo(page, tmp_path):
 
     # what was painted: the exact areas of the shapes, the prompts, the counts the builder would use
     assert sorted(e["prompt"] for e in s["entities"]) == sorted(t[0] for t in THREE)
-    assert [e["colour"] for e in s["entities"]] == sorted(e["colour"] for e in s["entities"])  # the builder's order
+    assert [e["prompt"] for e in s["entities"]] == [t[0] for t in THREE]  # the order they were added in
     by_prompt = {e["prompt"]: e for e in s["entities"]}
     px = [by_prompt[t[0]]["pixels"] for t in THREE]
     assert px[0] == 49 * 49  # pixels 10..58 inclusive on both axes
@@ -305,7 +305,7 @@ def test_saved_workflow_reloads_with_the_same_layout(page):
     nid = page.js("return app.graph._nodes.find(x => x.type === 'Seg2AnyLayoutEditor').id;")
     show_node(page, nid)
     ed2 = Editor(page, nid)
-    page.wait_for(f"window.seg2anyLayoutEditors.get({nid}).summary().entities.length === 3", 30, "layout decoded")
+    page.wait_for(f"window.seg2anyLayoutEditors.get('{nid}').summary().entities.length === 3", 30, "layout decoded")
     ed2.wait_counts(4)
     page.screenshot("reloaded")
     after = ed2.summary()
@@ -325,14 +325,14 @@ def test_saved_workflow_reloads_with_the_same_layout(page):
     assert ed2.summary()["entities"][0]["pixels"] == filled
     page.screenshot("fill-undo-redo")
 
-    # moving an entity down swaps its colour with the next one: the list stays in the builder's order
+    # moving an entity down keeps its colour and pixels: only the order changes
     ents = ed2.summary()["entities"]
     ed2.q('.s2a-row[data-index="0"] .s2a-down').click()
     moved = ed2.summary()["entities"]
-    assert [e["prompt"] for e in moved] == [ents[1]["prompt"], ents[0]["prompt"], ents[2]["prompt"]]
-    assert [e["colour"] for e in moved] == [e["colour"] for e in ents] and moved[1]["pixels"] == ents[0]["pixels"]
-    ed2.q('.s2a-row[data-index="2"] .s2a-eye').click()  # hide the last one: it loses its number
-    assert [r.get_attribute("textContent") for r in ed2.root.find_elements(By.CSS_SELECTOR, ".s2a-num")] == ["1", "2", "–"]
+    assert moved == [ents[1], ents[0], ents[2]]
+    ed2.q('.s2a-row[data-index="2"] .s2a-eye').click()  # hide the last one: it keeps its place number
+    assert [r.get_attribute("textContent") for r in ed2.root.find_elements(By.CSS_SELECTOR, ".s2a-num")] == ["1", "2", "3"]
+    assert "s2a-hidden" in ed2.q('.s2a-row[data-index="2"]').get_attribute("class")
     page.screenshot("reordered-and-hidden")
 
     # zoom: the canvas grows by 1.25 per step and scrolls inside the editor; Fit brings it back
@@ -364,15 +364,16 @@ def test_import_the_official_example_by_file_and_export_it(page, name):
     ed = add_editor(page)
     ed.q(".s2a-import-input").send_keys(os.path.join(EXAMPLES, name + ".png") + "\n" + os.path.join(EXAMPLES, name + ".json"))
     n = len(spec["segments_info"])
-    page.wait_for(f"window.seg2anyLayoutEditors.get({ed.id}).summary().entities.length === {n}", 30, "import")
+    page.wait_for(f"window.seg2anyLayoutEditors.get('{ed.id}').summary().entities.length === {n}", 30, "import")
     ed.wait_counts(n + 1)
     page.screenshot("imported")
     s = ed.summary()
     assert (s["width"], s["height"]) == Image.open(os.path.join(EXAMPLES, name + ".png")).size
     assert s["caption"] == spec["caption"]
-    # listed in the official entity order (sorted colours), the numbers the builder will show
-    assert [e["prompt"] for e in s["entities"]] == [e.prompt for e in want.entities]
-    assert [e["pixels"] for e in s["entities"]] == [e.area for e in want.entities]
+    # listed in the file's order, each with its colour's pixels
+    assert [e["prompt"] for e in s["entities"]] == [x["text"].strip() for x in spec["segments_info"]]
+    area = {hex_color(e.color): e.area for e in want.entities}
+    assert [e["pixels"] for e in s["entities"]] == [area[e["colour"]] for e in s["entities"]]
     assert [r.get_attribute("textContent") for r in ed.root.find_elements(By.CSS_SELECTOR, ".s2a-num")][:3] == ["1", "2", "3"]
     # the node's outputs build the same layout as the official files
     doc = parse_document(ed.document())
@@ -406,20 +407,20 @@ def test_drop_the_official_pair_on_the_editor(page):
         ed.root,
         payload,
     )
-    page.wait_for(f"window.seg2anyLayoutEditors.get({ed.id}).summary().entities.length === 3", 30, "drop import")
+    page.wait_for(f"window.seg2anyLayoutEditors.get('{ed.id}').summary().entities.length === 3", 30, "drop import")
     ed.wait_counts(4)
     page.screenshot("dropped-animals")
     s = ed.summary()
-    assert [(e["prompt"], e["pixels"]) for e in s["entities"]] == [(e.prompt, e.area) for e in want.entities]
+    assert sorted((e["prompt"], e["pixels"]) for e in s["entities"]) == sorted((e.prompt, e.area) for e in want.entities)
     assert page.js("return app.graph._nodes.length;") == 1  # ComfyUI did not open the PNG as a workflow
-    assert s["counts"] == [t5_count(spec["caption"])] + [t5_count(e.prompt) for e in want.entities]
+    assert s["counts"] == [t5_count(spec["caption"])] + [t5_count(e["prompt"]) for e in s["entities"]]
     assert not ed.root.find_elements(By.CSS_SELECTOR, ".s2a-entity-tokens.s2a-over")
     # a prompt pushed over the 50 tokens the builder accepts is flagged while typing
     k = int(np.argmax(s["counts"][1:]))  # the longest prompt
     ed.q(f'.s2a-row[data-index="{k}"] .s2a-prompt').send_keys(
         " With sparks, smoke and embers swirling in the hot night air all around."
     )
-    page.wait_for(f"window.seg2anyLayoutEditors.get({ed.id}).summary().counts[{k + 1}] > 50", 30, "over-long count")
+    page.wait_for(f"window.seg2anyLayoutEditors.get('{ed.id}').summary().counts[{k + 1}] > 50", 30, "over-long count")
     page.settle()
     flagged = ed.q(f'.s2a-row[data-index="{k}"] .s2a-tokens')
     assert "s2a-over" in flagged.get_attribute("class") and int(flagged.get_attribute("textContent").split("/")[0]) > 50
@@ -472,7 +473,7 @@ def test_paint_25_entities_and_build_them(page):
     report = "".join(next(o["text"] for o in entry["outputs"].values() if "text" in o))
     assert all(f"entity number {k + 1}," in report for k in range(25))
     # the connected trace image came back after the run and lies under the painting
-    page.wait_for(f"window.seg2anyLayoutEditors.get({ed.id}).summary().trace", 30, "trace image shown")
+    page.wait_for(f"window.seg2anyLayoutEditors.get('{ed.id}').summary().trace", 30, "trace image shown")
     assert ed.summary()["trace"] == [160, 160]
     show_node(page, ed.id)
     page.screenshot("trace-image-under-the-painting")

@@ -123,7 +123,7 @@ def shows_its_own_editor(page, nid) -> bool:
 def open_example(page):
     with open(example_path("layout_editor"), encoding="utf-8") as f:
         page.load_workflow(json.load(f), "layout_editor")
-    page.wait_for(f"window.seg2anyLayoutEditors.get({EXAMPLE_EDITOR}).summary().entities.length === 3", 30, "layout decoded")
+    page.wait_for(f"window.seg2anyLayoutEditors.get('{EXAMPLE_EDITOR}').summary().entities.length === 3", 30, "layout decoded")
     show_node(page, EXAMPLE_EDITOR)
     assert shows_its_own_editor(page, EXAMPLE_EDITOR)
     ed = Editor(page, EXAMPLE_EDITOR)
@@ -190,7 +190,7 @@ def test_layout_editor_in_vue_nodes(vue_nodes):
     ).release().perform()
     page.settle()
     assert page.js(f"return Array.from(app.graph.getNodeById({EXAMPLE_EDITOR}).pos);") == pos
-    assert page.js(f"return window.seg2anyLayoutEditors.get({EXAMPLE_EDITOR}).radius;") > 12
+    assert page.js(f"return window.seg2anyLayoutEditors.get('{EXAMPLE_EDITOR}').radius;") > 12
 
     # saved and reloaded (still in Vue nodes): the painting is there
     painted_summary, tokens_before = ed.summary(), ed.tokens()
@@ -201,7 +201,7 @@ def test_layout_editor_in_vue_nodes(vue_nodes):
     assert page.js("return LiteGraph.vueNodesMode;") is True
     reloaded = page.js_async("const r = await fetch('/api/userdata/workflows%2Feditor_vue.json'); return await r.json();")
     page.load_workflow(reloaded, "editor_vue")
-    page.wait_for(f"window.seg2anyLayoutEditors.get({EXAMPLE_EDITOR}).summary().entities.length === 3", 30, "reloaded layout")
+    page.wait_for(f"window.seg2anyLayoutEditors.get('{EXAMPLE_EDITOR}').summary().entities.length === 3", 30, "reloaded layout")
     show_node(page, EXAMPLE_EDITOR)
     assert shows_its_own_editor(page, EXAMPLE_EDITOR)
     ed2 = Editor(page, EXAMPLE_EDITOR)
@@ -268,14 +268,14 @@ def test_wheel_zoom_keeps_the_pixel_under_the_pointer(any_nodes):
         centre = (xs.mean() + 0.5, ys.mean() + 0.5)  # the layout point the editor painted under the pointer
         before = rect(page, ed.q(".s2a-view"))
         assert np.hypot(*np.subtract(layout_xy_under(before, at, size), centre)) < 1.0, (centre, before, at)
-        zoom = page.js(f"return window.seg2anyLayoutEditors.get({ed.id}).zoom;")
+        zoom = page.js(f"return window.seg2anyLayoutEditors.get('{ed.id}').zoom;")
         wheel_zoom(page, at, notches)
         after = rect(page, ed.q(".s2a-view"))
         page.screenshot(f"{mode}-wheel-{k}-dot-still-under-the-pointer")
         factor = 1.25**notches
         # the canvas grew (shrank) by one step; the graph itself did not zoom
         assert abs(after[2] / before[2] - factor) < 0.01 and abs(after[3] / before[3] - factor) < 0.01, (before, after)
-        assert page.js(f"return window.seg2anyLayoutEditors.get({ed.id}).zoom;") == pytest.approx(zoom * factor)
+        assert page.js(f"return window.seg2anyLayoutEditors.get('{ed.id}').zoom;") == pytest.approx(zoom * factor)
         assert page.js("return app.canvas.ds.scale;") == graph_zoom
         # the canvas scaled by the factor about the pointer (within a screen pixel) ...
         want_left = at[0] - (at[0] - before[0]) * factor

@@ -249,3 +249,20 @@ def test_bad_token_requests_are_refused_with_a_message(payload, fragment, count)
     with pytest.raises(TokenRequestError) as err:
         count_tokens(payload, count)
     assert fragment in str(err.value)
+
+
+def test_seed_is_kept_and_written_to_the_outputs():
+    """The official JSON's seed survives document -> outputs (export -> import round trip)."""
+    from seg2any.layout.editor_document import encode_document, official_outputs, parse_document
+
+    labels = np.zeros((16, 16), np.int16)
+    labels[:8] = 1
+    labels[8:] = 2
+    ents = (DocEntity((255, 0, 0), "top"), DocEntity((0, 0, 255), "bottom", visible=False))
+    doc = EditorDocument(16, 16, "cap", ents, labels, 1234)
+    back = parse_document(encode_document(doc))
+    assert back.seed == 1234 and [e.prompt for e in back.entities] == ["top", "bottom"]
+    _, spec, _ = official_outputs(back)
+    assert json.loads(spec) == {"caption": "cap", "seed": 1234, "segments_info": [{"color": [255, 0, 0], "text": "top"}]}
+    with pytest.raises(LayoutError, match="'seed' must be an integer"):
+        parse_document(encode_document(doc).replace('"seed":1234', '"seed":"x"'))

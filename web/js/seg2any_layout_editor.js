@@ -5,12 +5,14 @@
 import { app } from "../../../scripts/app.js";
 import { api } from "../../../scripts/api.js";
 import { LayoutEditor } from "./layout_editor/editor.js";
+import { bindGraphUndo, captureGraph } from "./layout_editor/graph_undo.js";
 import { STYLE } from "./layout_editor/style.js";
 
 const NODE = "Seg2AnyLayoutEditor";
 const WIDGET = "SEG2ANY_LAYOUT_EDITOR"; // nodes/editor_nodes.py EDITOR_WIDGET
 const TRACE_KEY = "seg2any_trace"; // nodes/editor_nodes.py TRACE_UI_KEY
-const NODE_SIZE = [600, 900];
+const NODE_SIZE = [640, 1000];
+const MIN_HEIGHT = 700; // tool bars + a canvas of 320 px + caption + a few entity rows
 
 function addStyle() {
   if (document.getElementById("seg2any-layout-editor-style")) return;
@@ -22,7 +24,7 @@ function addStyle() {
 
 function markModified() {
   app.graph?.setDirtyCanvas?.(true, false);
-  app.extensionManager?.workflow?.activeWorkflow?.changeTracker?.checkState?.();
+  captureGraph(app); // one graph undo step per editing session (graph_undo.js)
 }
 
 /** Vue-rendered nodes (Nodes 2.0) attach a DOM widget's element only when the widget's component
@@ -37,7 +39,8 @@ function replaceStaleVueEditor(node) {
   }
 }
 
-window.seg2anyLayoutEditors ??= new Map(); // node id -> editor, for the browser tests and the console
+window.seg2anyLayoutEditors ??= new Map(); // String(node id) -> editor, for the browser tests and the console
+// (frontend 1.49 gives string node ids, earlier ones numbers: the key is the id as text in both)
 
 app.registerExtension({
   name: "Seg2Any.LayoutEditor",
@@ -50,20 +53,21 @@ app.registerExtension({
         const widget = node.addDOMWidget(inputName, WIDGET, editor.root, {
           getValue: () => editor.toDocument(),
           setValue: (v) => editor.fromDocument(typeof v === "string" ? v : ""),
-          getMinHeight: () => 620,
+          getMinHeight: () => MIN_HEIGHT,
           socketless: true,
           hideOnZoom: false,
         });
         editor.root.dataset.nodeId = String(node.id);
+        bindGraphUndo(app, editor.root);
         node.seg2anyEditor = editor;
-        window.seg2anyLayoutEditors.set(node.id, editor);
+        window.seg2anyLayoutEditors.set(String(node.id), editor);
         const removed = node.onRemoved;
         node.onRemoved = function () {
-          window.seg2anyLayoutEditors.delete(this.id);
+          window.seg2anyLayoutEditors.delete(String(this.id));
           return removed?.apply(this, arguments);
         };
         editor.fromDocument("");
-        return { widget, minWidth: 480, minHeight: 620 };
+        return { widget, minWidth: 480, minHeight: MIN_HEIGHT };
       },
     };
   },
@@ -93,7 +97,7 @@ app.registerExtension({
     const added = node.onAdded;
     node.onAdded = function () {
       const r = added?.apply(this, arguments);
-      window.seg2anyLayoutEditors.set(this.id, this.seg2anyEditor);
+      window.seg2anyLayoutEditors.set(String(this.id), this.seg2anyEditor);
       this.seg2anyEditor.root.dataset.nodeId = String(this.id);
       replaceStaleVueEditor(this);
       return r;

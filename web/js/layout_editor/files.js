@@ -75,7 +75,9 @@ export function mapCanvas(map, w, h, colourOf, background = null) {
   return c;
 }
 
-/** Parse the official JSON text: {caption, seed, segments_info: [{color, text}]} (or a bare list). */
+/** Parse the official JSON text: {caption, seed, segments_info: [{color, text}]} (or a bare list),
+ * plus the editor's `hidden_segments_info: [{color, text, index}]` (entities hidden at export, at
+ * their place `index` in the full list). Segments come back in the file's order. */
 export function parseOfficialJson(text) {
   let spec;
   try {
@@ -88,23 +90,32 @@ export function parseOfficialJson(text) {
     throw new Error("the JSON file has no 'segments_info' list");
   }
   const seen = new Set();
-  const segments = spec.segments_info.map((item, i) => {
+  const read = (key, hidden) => (item, i) => {
     const colour = parseColour(item && item.color);
-    if (!colour) throw new Error(`segments_info[${i}]: 'color' must be [r, g, b] or '#rrggbb'`);
+    if (!colour) throw new Error(`${key}[${i}]: 'color' must be [r, g, b] or '#rrggbb'`);
     const hex = rgbToHex(colour);
-    if (seen.has(hex)) throw new Error(`segments_info[${i}]: colour ${hex} is listed twice`);
+    if (seen.has(hex)) throw new Error(`${key}[${i}]: colour ${hex} is listed twice`);
     seen.add(hex);
-    return { colour, text: typeof item.text === "string" ? item.text.trim() : "" };
-  });
-  return { caption: typeof spec.caption === "string" ? spec.caption : "", segments };
+    return { colour, text: typeof item.text === "string" ? item.text.trim() : "", hidden, index: item.index };
+  };
+  const segments = spec.segments_info.map(read("segments_info", false));
+  const hidden = Array.isArray(spec.hidden_segments_info) ? spec.hidden_segments_info.map(read("hidden_segments_info", true)) : [];
+  for (const h of hidden.sort((a, b) => a.index - b.index)) {
+    const at = Number.isInteger(h.index) ? Math.max(0, Math.min(segments.length, h.index)) : segments.length;
+    segments.splice(at, 0, h);
+  }
+  const seed = Number.isInteger(spec.seed) ? spec.seed : null;
+  return { caption: typeof spec.caption === "string" ? spec.caption : "", seed, segments };
 }
 
-export function officialJson(caption, entities) {
-  return JSON.stringify(
-    { caption, segments_info: entities.map((e) => ({ color: e.colour.slice(), text: e.prompt })) },
-    null,
-    2,
-  );
+/** The official JSON of `entities` [{colour, prompt, visible}] in their order (see parseOfficialJson). */
+export function officialJson(caption, entities, seed = null) {
+  const out = { caption };
+  if (seed !== null) out.seed = seed;
+  out.segments_info = entities.filter((e) => e.visible).map((e) => ({ color: e.colour.slice(), text: e.prompt }));
+  const hidden = entities.map((e, index) => ({ ...e, index })).filter((e) => !e.visible);
+  if (hidden.length) out.hidden_segments_info = hidden.map((e) => ({ color: e.colour.slice(), text: e.prompt, index: e.index }));
+  return JSON.stringify(out, null, 2);
 }
 
 export function download(name, blob) {

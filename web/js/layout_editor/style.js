@@ -23,23 +23,26 @@ export const STYLE = `
 .s2a-lbl { opacity: 0.75; margin-left: 4px; }
 .s2a-radius, .s2a-opacity { width: 70px; }
 .s2a-zoom-label { min-width: 36px; text-align: center; }
-.s2a-stage { flex: 1 1 0; min-height: 160px; overflow: auto; background: repeating-conic-gradient(#2a2a2a 0 25%, #333 0 50%) 0 0 / 16px 16px;
+.s2a-stage { flex: 1 1 0; min-height: 320px; overflow: auto; background: repeating-conic-gradient(#2a2a2a 0 25%, #333 0 50%) 0 0 / 16px 16px;
   border-radius: 4px; display: flex; }
 .s2a-view { display: block; cursor: crosshair; touch-action: none; image-rendering: pixelated; outline: none; margin: auto; }
 .s2a-status { flex: 0 0 auto; min-height: 15px; font-size: 11px; opacity: 0.85; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .s2a-status[data-kind=error] { color: #ff8080; opacity: 1; }
+.s2a-problems { flex: 0 0 auto; min-height: 14px; font-size: 11px; color: #ffb070; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .s2a-caption-row { display: flex; gap: 4px; align-items: center; flex: 0 0 auto; }
 .s2a-caption { flex: 1 1 auto; resize: vertical; min-height: 36px; padding: 3px; }
 .s2a-head { display: flex; align-items: center; gap: 6px; flex: 0 0 auto; font-weight: bold; }
 .s2a-count { opacity: 0.7; font-weight: normal; }
 .s2a-add { margin-left: auto; }
-.s2a-rows { flex: 0 1 auto; max-height: 38%; min-height: 40px; overflow-y: auto; display: flex; flex-direction: column; gap: 2px; }
+.s2a-rows { flex: 0 1 auto; max-height: 32%; min-height: 84px; overflow-y: auto; display: flex; flex-direction: column; gap: 2px; }
 .s2a-row { display: flex; align-items: center; gap: 3px; padding: 2px; border-radius: 4px; border: 1px solid transparent; }
 .s2a-row.s2a-active { border-color: #6aa0ff; background: rgba(80, 140, 255, 0.15); }
 .s2a-row.s2a-hidden .s2a-prompt { opacity: 0.45; text-decoration: line-through; }
-.s2a-num { width: 20px; text-align: right; opacity: 0.7; cursor: pointer; }
+.s2a-num { width: 20px; text-align: right; opacity: 0.7; cursor: grab; touch-action: none; user-select: none; }
+.s2a-row.s2a-drop-before { box-shadow: 0 -2px 0 #6aa0ff; }
+.s2a-row.s2a-drop-after { box-shadow: 0 2px 0 #6aa0ff; }
 .s2a-swatch { width: 26px; height: 22px; padding: 0; border: none; background: none; cursor: pointer; }
-.s2a-prompt { flex: 1 1 auto; min-width: 80px; height: 22px; padding: 0 4px; }
+.s2a-prompt { flex: 1 1 auto; min-width: 80px; height: 22px; padding: 2px 4px; resize: none; overflow-y: auto; line-height: 16px; }
 .s2a-tokens { width: 48px; text-align: right; font-variant-numeric: tabular-nums; opacity: 0.8; flex: 0 0 auto; }
 .s2a-caption-tokens { width: 56px; }
 .s2a-tokens.s2a-over { color: #ff6060; font-weight: bold; opacity: 1; }
