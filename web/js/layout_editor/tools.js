@@ -26,17 +26,20 @@ export const toolMethods = {
     // target sits inside [data-capture-wheel]: the canvas and the entity list scroll themselves.
     this.stage.dataset.captureWheel = "true";
     this.rows.dataset.captureWheel = "true";
-    this.stage.addEventListener(
+    // Ctrl+wheel zooms the editor, not the graph. Frontend 1.49 hands every Ctrl+wheel over a Vue
+    // node to the graph from a capture listener above the node, so the editor listens in the
+    // capture phase at the window, which runs first, and claims only events over its own stage.
+    window.addEventListener(
       "wheel",
       (e) => {
-        if (!(e.ctrlKey || e.metaKey)) return; // plain wheel scrolls the stage
+        if (!(e.ctrlKey || e.metaKey) || !this.stage.isConnected || !this.stage.contains(e.target)) return;
         e.preventDefault();
         e.stopPropagation();
         // one mouse notch (100 px) = one 1.25 step; a trackpad pinch sends small deltas: smaller steps
         const notches = e.deltaMode === 0 ? -e.deltaY / 100 : -Math.sign(e.deltaY);
         this.setZoom(this.zoom * ZOOM_STEP ** Math.max(-1, Math.min(1, notches)), { x: e.clientX, y: e.clientY });
       },
-      { passive: false },
+      { capture: true, passive: false },
     );
   },
 
