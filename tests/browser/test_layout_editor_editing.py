@@ -289,18 +289,19 @@ def test_multi_line_prompts_and_a_resizable_node(page):
     stage = lambda: page.js("return arguments[0].getBoundingClientRect().height;", ed.q(".s2a-stage"))  # noqa: E731
     page.js(  # zoom the graph out so the node's corner and the room below it are on screen
         """const n = app.graph.getNodeById(arguments[0]), c = app.canvas;
-        c.ds.scale = 0.6; c.ds.offset = [400 / 0.6 - n.pos[0], 140 / 0.6 - n.pos[1]]; c.setDirty(true, true);""",
+        c.ds.scale = 0.5; c.ds.offset = [400 / 0.5 - n.pos[0], 100 / 0.5 - n.pos[1]]; c.setDirty(true, true);""",
         ed.id,
     )
     page.settle()
     before = stage()
     (node,) = [n for n in page.node_boxes() if str(n["id"]) == str(ed.id)]
     x, y, w, h = page.to_screen(node["own"])
-    body = page.driver.find_element(By.TAG_NAME, "body")
-    vw, vh = page.view()["viewport"]
-    ActionChains(page.driver).move_to_element_with_offset(
-        body, x + w - 3 - vw / 2, y + h - 3 - vh / 2
-    ).click_and_hold().move_by_offset(40, 60).move_by_offset(40, 60).release().perform()
+    corner = (int(x + w - 3), int(y + h - 3))  # the resize handle, in viewport coordinates
+    drag = ActionBuilder(page.driver)
+    drag.pointer_action.move_to_location(*corner).pointer_down()
+    drag.pointer_action.move_to_location(corner[0] + 40, corner[1] + 60)
+    drag.pointer_action.move_to_location(corner[0] + 80, corner[1] + 120).pointer_up()
+    drag.perform()
     page.settle()
     (after_node,) = [n for n in page.node_boxes() if str(n["id"]) == str(ed.id)]
     assert after_node["size"][1] > node["size"][1] + 50, (node["size"], after_node["size"])
