@@ -60,6 +60,10 @@ def labels(ed):
 
 def test_editor_undo_keys_graph_history_and_comfy_shortcuts(any_nodes):  # noqa: F811 (the imported fixture)
     page = any_nodes
+    # a new, never-saved workflow (the frontend may have reopened one an earlier test saved, where
+    # Ctrl+S saves in place without a dialog)
+    page.js_async("await app.extensionManager.command.execute('Comfy.NewBlankWorkflow');")
+    page.settle()
     ed = add_editor(page)
     click_graph_background(page)
     q0 = page.js(JS_TRACKER)
