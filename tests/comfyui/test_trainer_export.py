@@ -18,7 +18,7 @@ from safetensors import safe_open  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
 from seg2any.adapters.comfyui import apply_seg2any, cond_deltas, default_patches, flux_dims  # noqa: E402
-from seg2any.adapters.comfyui_models import build_flux  # noqa: E402
+from seg2any.adapters.comfyui_models import build_flux, flux_params  # noqa: E402
 from seg2any.flux.lora_format import load_checkpoint  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -37,7 +37,7 @@ def test_trained_adapters_load_through_the_node_loader(tmp_path):
     with safe_open(os.path.join(DEMO, "flux.safetensors"), framework="pt") as f:
         params = json.loads(f.metadata()["flux_params"])
         sd = {k: f.get_tensor(k).float() for k in f.keys()}
-    base = build_flux(params, sd)
+    base = build_flux(flux_params(**params), sd)  # the running ComfyUI's FluxParams fields, as load_demo reads them
     lora = load_checkpoint(ckpt)
     dims = flux_dims(base.model.diffusion_model)
     assert len(default_patches(base, lora, dims)) == len(lora.default)
