@@ -243,3 +243,9 @@ def test_missing_models_are_listed_with_their_downloads(page):
     finally:
         for f in stand_ins:
             os.rename(f + ".away", f)
+        # 1.49 opened its right side panel for the list and remembers that in the user's settings;
+        # the next tests' pages must open with the canvas as wide as before
+        page.js_async(
+            "const s = app.extensionManager.setting;if (app.ui.settings.settingsLookup?.[args[0]]) await s.set(args[0], false);",
+            "Comfy.RightSidePanel.IsOpen",
+        )

@@ -50,6 +50,7 @@ USER_SETTINGS = {
     "Comfy.InstalledVersion": "99.0.0",
     # the classic canvas, which frontend 1.49 no longer defaults to; the Vue-nodes tests switch Nodes 2.0 on
     "Comfy.VueNodes.Enabled": False,
+    "Comfy.RightSidePanel.IsOpen": False,  # 1.49's side panel, closed as for a new user
 }
 
 
