@@ -14,13 +14,15 @@ from comfy_api.latest import io, ui
 
 from seg2any.conditioning.t5_tokens import T5Tokenizer
 from seg2any.conditioning.token_request import MAX_BODY_BYTES, TokenRequestError, count_tokens
-from seg2any.layout.editor_document import official_outputs, parse_document
+from seg2any.errors import LayoutError
+from seg2any.layout.editor_document import document_from_official, encode_document, official_outputs, parse_document
 
 from .common import SPIECE
 from .types import CATEGORY
 
 EDITOR_WIDGET = "SEG2ANY_LAYOUT_EDITOR"  # the frontend widget type web/js registers
 TRACE_UI_KEY = "seg2any_trace"  # not 'images', so ComfyUI draws no second preview over the editor
+INCOMING_UI_KEY = "seg2any_incoming"  # the layout on the 'segmentation' + 'segments' inputs, as a document
 
 
 def _layout_input() -> io.String.Input:
@@ -51,6 +53,20 @@ class LayoutEditor(io.ComfyNode):
                 io.Image.Input(
                     "trace", optional=True, tooltip="An image to paint over (photo or segmentation); shown after one run"
                 ),
+                io.Image.Input(
+                    "segmentation",
+                    optional=True,
+                    tooltip=(
+                        "A layout to refine (with 'segments'), e.g. from 'Layout from Masks (Seg2Any)' or 'Load Seg2Any "
+                        "Layout': an empty editor takes it in after a run; a painted one offers 'Take in input'"
+                    ),
+                ),
+                io.String.Input(
+                    "segments",
+                    optional=True,
+                    force_input=True,
+                    tooltip="The official JSON that goes with 'segmentation' (segments_info with colours and prompts)",
+                ),
             ],
             outputs=[
                 io.Image.Output(display_name="segmentation"),
@@ -60,14 +76,32 @@ class LayoutEditor(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, layout, trace=None):
-        doc = parse_document(layout)
-        rgb, segments, caption = official_outputs(doc)
+    def execute(cls, layout, trace=None, segmentation=None, segments=None):
+        incoming = incoming_document(segmentation, segments)
+        doc = parse_document(layout) if layout.strip() or incoming is None else None
+        if doc is None or (incoming is not None and not doc.entities):
+            doc = incoming  # an empty editor passes its input on; the editor takes it in to refine
+        rgb, out_segments, caption = official_outputs(doc)
         tensor = torch.from_numpy(rgb.astype("float32") / 255.0)[None]
-        shown = None
+        shown = {}
         if trace is not None:
-            shown = {TRACE_UI_KEY: ui.PreviewImage(trace[:1], cls=cls).as_dict()["images"]}
-        return io.NodeOutput(tensor, segments, caption, ui=shown)
+            shown[TRACE_UI_KEY] = ui.PreviewImage(trace[:1], cls=cls).as_dict()["images"]
+        if incoming is not None:
+            shown[INCOMING_UI_KEY] = [encode_document(incoming)]
+        return io.NodeOutput(tensor, out_segments, caption, ui=shown or None)
+
+
+def incoming_document(segmentation, segments):
+    """The layout on the optional inputs as an editor document (None when neither is connected)."""
+    if segmentation is None and segments is None:
+        return None
+    if segmentation is None or segments is None:
+        given, missing = ("segmentation", "segments") if segments is None else ("segments", "segmentation")
+        raise LayoutError(f"the Layout Editor got '{given}' without '{missing}': connect both (the official PNG + JSON pair)")
+    if segmentation.shape[0] != 1:
+        raise LayoutError(f"the Layout Editor takes one layout in; 'segmentation' is a batch of {segmentation.shape[0]} images")
+    rgb = (segmentation[0].detach().cpu().float().numpy() * 255.0).round().clip(0, 255).astype("uint8")
+    return document_from_official(rgb, segments)
 
 
 _tokenizer: T5Tokenizer | None = None

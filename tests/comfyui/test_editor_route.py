@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from seg2any.conditioning.t5_tokens import T5Tokenizer
-from seg2any.layout.editor_document import document_from_files
+from seg2any.layout.editor_document import document_from_files, parse_document
 from tests.conftest import COMFYUI_PATH, ROOT
 from tests.support.server import ComfyServer, clean
 
@@ -166,3 +166,45 @@ def test_trace_image_comes_back_for_the_editor_to_show(server):
     assert "images" not in result["outputs"]["src"]  # no second preview drawn over the editor
     with Image.open(server.output_path(shown[0])) as im:
         assert im.size == (64, 48) and im.convert("RGB").getpixel((5, 5)) == (0x33, 0x66, 0xCC)
+
+
+def test_editor_takes_a_layout_in_passes_it_on_when_empty_and_keeps_its_own_otherwise(server):
+    """The editor's 'segmentation' + 'segments' inputs: an empty editor outputs the incoming layout
+    (and hands it to the frontend as a document to take in); a painted one outputs its painting."""
+    loader = {"class_type": "Seg2AnyLoadLayout", "inputs": {"layout_json": "examples/demo_shapes.json"}}
+    from_files, _ = preview_pixels(server, preview_graph(loader))
+    graph = preview_graph(
+        {"class_type": "Seg2AnyLayoutEditor", "inputs": {"layout": "", "segmentation": ["l", 0], "segments": ["l", 1]}}
+    )
+    graph["l"] = loader
+    passed_on, result = preview_pixels(server, graph)
+    assert np.array_equal(passed_on, from_files)
+    (offered,) = result["outputs"]["src"]["seg2any_incoming"]
+    want = document_from_files(os.path.join(LAYOUTS, "demo_shapes.png"), os.path.join(LAYOUTS, "demo_shapes.json"))
+    a, b = parse_document(offered), parse_document(want)
+    assert a.entities == b.entities and np.array_equal(a.labels, b.labels)
+
+    # a painted editor (here: the other example) keeps its own layout, and still offers the input
+    own = document_from_files(os.path.join(LAYOUTS, "reading_nook.png"), os.path.join(LAYOUTS, "reading_nook.json"))
+    graph["src"]["inputs"]["layout"] = own
+    from_editor, result = preview_pixels(server, graph)
+    alone, _ = preview_pixels(server, preview_graph({"class_type": "Seg2AnyLayoutEditor", "inputs": {"layout": own}}))
+    assert np.array_equal(from_editor, alone) and not np.array_equal(from_editor, from_files)
+    assert parse_document(result["outputs"]["src"]["seg2any_incoming"][0]).entities == b.entities
+
+
+def test_editor_input_half_connected_or_batched_is_a_clear_error(server):
+    loader = {"class_type": "Seg2AnyLoadLayout", "inputs": {"layout_json": "examples/demo_shapes.json"}}
+    half = preview_graph({"class_type": "Seg2AnyLayoutEditor", "inputs": {"layout": "", "segmentation": ["l", 0]}})
+    half["l"] = loader
+    result = server.run(half)
+    messages = " ".join(e.get("exception_message", "") for e in result["errors"])
+    assert result["status"] == "error" and "got 'segmentation' without 'segments'" in messages, messages
+    two = preview_graph(
+        {"class_type": "Seg2AnyLayoutEditor", "inputs": {"layout": "", "segmentation": ["batch", 0], "segments": ["l", 1]}}
+    )
+    two["l"] = loader
+    two["batch"] = {"class_type": "ImageBatch", "inputs": {"image1": ["l", 0], "image2": ["l", 0]}}
+    result = server.run(two)
+    messages = " ".join(e.get("exception_message", "") for e in result["errors"])
+    assert result["status"] == "error" and "a batch of 2 images" in messages, messages

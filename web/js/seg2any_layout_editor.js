@@ -11,6 +11,7 @@ import { STYLE } from "./layout_editor/style.js";
 const NODE = "Seg2AnyLayoutEditor";
 const WIDGET = "SEG2ANY_LAYOUT_EDITOR"; // nodes/editor_nodes.py EDITOR_WIDGET
 const TRACE_KEY = "seg2any_trace"; // nodes/editor_nodes.py TRACE_UI_KEY
+const INCOMING_KEY = "seg2any_incoming"; // nodes/editor_nodes.py INCOMING_UI_KEY
 const NODE_SIZE = [640, 1000];
 const MIN_HEIGHT = 700; // tool bars + a canvas of 320 px + caption + a few entity rows
 
@@ -82,6 +83,8 @@ app.registerExtension({
         const q = new URLSearchParams({ filename: img.filename, subfolder: img.subfolder || "", type: img.type || "temp" });
         this.seg2anyEditor.setTrace(api.apiURL(`/view?${q}`), "the 'trace' input");
       }
+      const incoming = message?.[INCOMING_KEY]?.[0];
+      if (incoming && this.seg2anyEditor) this.seg2anyEditor.offerIncoming(incoming);
     };
     const created = nodeType.prototype.onNodeCreated;
     nodeType.prototype.onNodeCreated = function () {

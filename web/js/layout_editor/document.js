@@ -6,6 +6,25 @@ import { VERSION, DEFAULT_SIDE } from "./constants.js";
 import { colourKey, indexFromPixels, mapCanvas, readPixels } from "./files.js";
 import { hexToRgb, rgbToHex } from "./paint.js";
 
+/** A stored document decoded into the editor's state: size, index map, entities (in the stored
+ * order, slots 1..n), caption and seed. Throws with what is wrong. */
+export async function decodeDocument(text) {
+  const doc = JSON.parse(text);
+  if (doc.version !== VERSION) throw new Error(`unsupported version ${doc.version}`);
+  const entities = (doc.entities || []).map((e, i) => ({
+    slot: i + 1,
+    colour: hexToRgb(e.color) || [255, 0, 255],
+    prompt: e.prompt || "",
+    visible: e.visible !== false,
+    locked: e.locked === true,
+  }));
+  const slotOf = new Map(entities.map((e) => [colourKey(e.colour), e.slot]));
+  const img = await readPixels(doc.map);
+  if (img.width !== doc.width || img.height !== doc.height) throw new Error(`map is ${img.width}x${img.height}, document says ${doc.width}x${doc.height}`);
+  const { map } = indexFromPixels(img, slotOf);
+  return { w: doc.width, h: doc.height, map, entities, caption: doc.caption || "", seed: Number.isInteger(doc.seed) ? doc.seed : null };
+}
+
 export const documentMethods = {
   changed(pixels) {
     this.docCache = null;
@@ -45,21 +64,9 @@ export const documentMethods = {
     if (text === this.docCache || text === this.pending) return;
     this.pending = text;
     try {
-      const doc = JSON.parse(text);
-      if (doc.version !== VERSION) throw new Error(`unsupported version ${doc.version}`);
-      const ents = (doc.entities || []).map((e, i) => ({
-        slot: i + 1,
-        colour: hexToRgb(e.color) || [255, 0, 255],
-        prompt: e.prompt || "",
-        visible: e.visible !== false,
-        locked: e.locked === true,
-      }));
-      const slotOf = new Map(ents.map((e) => [colourKey(e.colour), e.slot]));
-      const img = await readPixels(doc.map);
+      const d = await decodeDocument(text);
       if (this.pending !== text) return; // replaced meanwhile
-      if (img.width !== doc.width || img.height !== doc.height) throw new Error(`map is ${img.width}x${img.height}, document says ${doc.width}x${doc.height}`);
-      const { map } = indexFromPixels(img, slotOf);
-      this.loadState(doc.width, doc.height, map, ents, doc.caption || "", Number.isInteger(doc.seed) ? doc.seed : null);
+      this.loadState(d.w, d.h, d.map, d.entities, d.caption, d.seed);
       this.pending = null;
       this.docCache = text;
     } catch (err) {

@@ -64,11 +64,19 @@ export const domMethods = {
       this.opacity = Number(this.opacityInput.value);
       this.draw();
     });
+    this.takeInButton = el("button", {
+      class: "s2a-take-in",
+      title: "Replace the painting with the layout on the node's 'segmentation' + 'segments' inputs (from the last run)",
+      text: "Take in input",
+      onclick: () => this.takeIncoming(),
+    });
+    this.takeInButton.hidden = true;
     const bar3 = el(
       "div",
       { class: "s2a-bar" },
       el("button", { class: "s2a-import", title: "Import the official X.png + X.json (or drop them on the editor)", text: "Import PNG + JSON…", onclick: () => this.importInput.click() }),
       el("button", { class: "s2a-export", title: "Download the official X.png + X.json", text: "Export", onclick: () => this.exportFiles() }),
+      this.takeInButton,
       el("button", { class: "s2a-trace", title: "Load an image to trace over (not stored in the workflow)", text: "Trace image…", onclick: () => this.traceInput.click() }),
       el("label", { class: "s2a-lbl", text: "paint opacity" }),
       this.opacityInput,

@@ -15,6 +15,8 @@ export const STYLE = `
 .s2a-editor button { font: 12px sans-serif; padding: 2px 6px; border-radius: 4px; cursor: pointer;
   border: 1px solid var(--border-color, #555); background: var(--comfy-input-bg, #333); color: inherit; }
 .s2a-editor button:hover { filter: brightness(1.3); }
+.s2a-editor [hidden] { display: none !important; }
+.s2a-editor button.s2a-take-in { border-color: #e0a040; }
 .s2a-editor button.s2a-on { background: #2a6bd1; border-color: #6aa0ff; color: #fff; }
 .s2a-editor input[type=number] { width: 58px; }
 .s2a-editor input, .s2a-editor textarea { box-sizing: border-box; font: 12px sans-serif; color: inherit;

@@ -11,6 +11,16 @@ export const toolMethods = {
   bindCanvas() {
     const v = this.view;
     v.addEventListener("pointerdown", (e) => this.pointerDown(e));
+    // Middle-drag pans the canvas. Frontend 1.49's Vue nodes hand a middle-button press to the graph
+    // (which pans itself) from a listener above the node, so, as for Ctrl+wheel, the editor takes
+    // middle presses on its own canvas at the window in the capture phase, before anything else.
+    window.addEventListener(
+      "pointerdown",
+      (e) => {
+        if (e.button === 1 && v.isConnected && v.contains(e.target)) this.pointerDown(e);
+      },
+      { capture: true },
+    );
     v.addEventListener("pointermove", (e) => this.pointerMove(e));
     v.addEventListener("pointerup", (e) => this.pointerUp(e));
     v.addEventListener("pointercancel", (e) => this.pointerUp(e));

@@ -5,6 +5,7 @@
 import { MAX_ENTITIES, MIN_SIDE, MAX_SIDE } from "./constants.js";
 import { backgroundFor, canvasBlob, colourKey, download, indexFromPixels, loadTraceImage, mapCanvas, officialJson, parseOfficialJson, readPixels } from "./files.js";
 import { resizeMap, rgbToHex } from "./paint.js";
+import { decodeDocument } from "./document.js";
 
 export const transferMethods = {
   bindDrop() {
@@ -143,6 +144,47 @@ export const transferMethods = {
     download("seg2any_layout.png", png);
     download("seg2any_layout.json", new Blob([json], { type: "application/json" }));
     this.message("Exported seg2any_layout.png + seg2any_layout.json.");
+  },
+
+  /** After a run: the layout on the node's 'segmentation' + 'segments' inputs (as a document). An
+   * empty editor takes it in; a painted one keeps its painting and offers 'Take in input', so a new
+   * detection upstream never overwrites the user's refinements by itself. */
+  offerIncoming(text) {
+    if (!text || text === this.incomingSeen) return;
+    this.incomingSeen = text;
+    this.incoming = text;
+    if (!this.entities.length) return this.takeIncoming();
+    let n = "?";
+    try {
+      n = String(JSON.parse(text).entities.length);
+    } catch {
+      /* counted when taken in */
+    }
+    this.takeInButton.textContent = `Take in input (${n})`;
+    this.takeInButton.hidden = false;
+    this.message(`The layout on the 'segmentation' input changed (${n} entities): 'Take in input' replaces the painting with it (Ctrl+Z brings the painting back).`);
+  },
+
+  /** The offered input layout replaces the painting, as one undo step. */
+  async takeIncoming() {
+    const text = this.incoming;
+    if (!text) return this.message("Nothing to take in: connect 'segmentation' + 'segments' and run the workflow.", "error");
+    try {
+      const d = await decodeDocument(text);
+      this.beginOp();
+      Object.assign(this, { w: d.w, h: d.h, map: d.map, entities: d.entities, caption: d.caption, seed: d.seed });
+      this.active = d.entities[0]?.slot ?? 0;
+      this.captionInput.value = this.caption;
+      this.resetLabels();
+      this.renderRows();
+      this.endOp();
+      this.setZoom(1);
+      this.incoming = null;
+      this.takeInButton.hidden = true;
+      this.message(`Took in the input layout: ${d.w}x${d.h}, ${d.entities.length} entities; refine it here (Ctrl+Z undoes).`);
+    } catch (err) {
+      this.message(`Could not take in the input layout: ${err.message}`, "error");
+    }
   },
 
   async setTrace(source, what) {
