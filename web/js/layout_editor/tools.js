@@ -14,13 +14,24 @@ export const toolMethods = {
     // Middle-drag pans the canvas. Frontend 1.49's Vue nodes hand a middle-button press to the graph
     // (which pans itself) from a listener above the node, so, as for Ctrl+wheel, the editor takes
     // middle presses on its own canvas at the window in the capture phase, before anything else.
-    window.addEventListener(
-      "pointerdown",
-      (e) => {
-        if (e.button === 1 && v.isConnected && v.contains(e.target)) this.pointerDown(e);
-      },
-      { capture: true },
-    );
+    // The frontend also follows a held middle button from the window (its canvas pans and takes the
+    // pointer), so while the editor pans, the moves and the release are the editor's there too.
+    const atWindow = (type, fn) => window.addEventListener(type, fn, { capture: true });
+    atWindow("pointerdown", (e) => {
+      if (e.button === 1 && v.isConnected && v.contains(e.target)) this.pointerDown(e);
+    });
+    atWindow("pointermove", (e) => {
+      if (!this.panning) return;
+      e.stopPropagation();
+      this.pointerMove(e);
+    });
+    for (const type of ["pointerup", "pointercancel"]) {
+      atWindow(type, (e) => {
+        if (!this.panning) return;
+        e.stopPropagation();
+        this.pointerUp(e);
+      });
+    }
     v.addEventListener("pointermove", (e) => this.pointerMove(e));
     v.addEventListener("pointerup", (e) => this.pointerUp(e));
     v.addEventListener("pointercancel", (e) => this.pointerUp(e));
