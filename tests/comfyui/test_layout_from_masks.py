@@ -76,7 +76,7 @@ def test_prompt_count_mismatch_names_both_counts(server):
 def needs_boxes(server):
     info = server.object_info()
     if "CreateBoundingBoxes" not in info:
-        pytest.skip("this ComfyUI has no BOUNDING_BOX type / CreateBoundingBoxes node (added in ComfyUI 0.33)")
+        pytest.skip("this ComfyUI has no BOUNDING_BOX type / CreateBoundingBoxes node (ComfyUI 0.33.0 has them, 0.8.0 and older do not)")
     return info
 
 
@@ -86,7 +86,9 @@ def boxes_prompt(editor_state: list, box_prompts: str, width=64, height=32, with
     graph = {
         "b": {
             "class_type": "CreateBoundingBoxes",
-            "inputs": {"width": width, "height": height, "editor_state": editor_state},
+            # its canvas is at least 64 px a side; the boxes are pixels of that grid, the layout is width x height;
+            # a list widget value travels wrapped in {"__value__": ...}, as the frontend sends it
+            "inputs": {"width": 64, "height": 64, "editor_state": {"__value__": editor_state}},
         },
         "9": {
             "class_type": "Seg2AnyLayoutFromMasks",
