@@ -76,7 +76,9 @@ def test_prompt_count_mismatch_names_both_counts(server):
 def needs_boxes(server):
     info = server.object_info()
     if "CreateBoundingBoxes" not in info:
-        pytest.skip("this ComfyUI has no BOUNDING_BOX type / CreateBoundingBoxes node (ComfyUI 0.33.0 has them, 0.8.0 and older do not)")
+        pytest.skip(
+            "this ComfyUI has no BOUNDING_BOX type / CreateBoundingBoxes node (ComfyUI 0.33.0 has them, 0.8.0 and older do not)"
+        )
     return info
 
 
