@@ -12,6 +12,7 @@ import json
 import torch
 from comfy_api.latest import io, ui
 
+from seg2any.conditioning import problems as layout_problems
 from seg2any.conditioning.t5_tokens import T5Tokenizer
 from seg2any.conditioning.token_request import MAX_BODY_BYTES, TokenRequestError, count_tokens
 from seg2any.errors import LayoutError
@@ -116,8 +117,26 @@ def _count(text: str) -> int:
     return len(_tokenizer.ids(text))
 
 
+async def _json_body(request, limit: int):
+    """The request's JSON, read in chunks up to ``limit`` bytes (a chunked body has no length)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise TokenRequestError(f"request body over {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise TokenRequestError(f"request body over {limit} bytes")
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TokenRequestError(f"the body is not JSON: {exc}") from exc
+
+
 def register_routes() -> None:
-    """POST /seg2any/token_count {"texts": [...]} -> {"counts": [...], ...}; 400 with a message otherwise."""
+    """POST /seg2any/token_count {"texts": [...]} -> {"counts": [...], ...} and POST
+    /seg2any/layout_problems {"document": ..., "model": ...} -> {"problems": [...]} (the builder's
+    checks, conditioning/problems.py); 400 with a message otherwise."""
     try:
         from aiohttp import web
         from server import PromptServer
@@ -126,22 +145,13 @@ def register_routes() -> None:
     if getattr(PromptServer, "instance", None) is None:
         return
 
-    @PromptServer.instance.routes.post("/seg2any/token_count")
-    async def token_count(request):
-        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-            return web.json_response({"error": f"request body over {MAX_BODY_BYTES} bytes"}, status=400)
-        try:
-            chunks, size = [], 0
-            async for chunk in request.content.iter_chunked(64 * 1024):  # a chunked body has no length
-                size += len(chunk)
-                if size > MAX_BODY_BYTES:
-                    raise TokenRequestError(f"request body over {MAX_BODY_BYTES} bytes")
-                chunks.append(chunk)
-            raw = b"".join(chunks)
+    def route(path: str, limit: int, answer):
+        @PromptServer.instance.routes.post(path)
+        async def handler(request):
             try:
-                payload = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise TokenRequestError(f"the body is not JSON: {exc}") from exc
-            return web.json_response(count_tokens(payload, _count))
-        except TokenRequestError as exc:
-            return web.json_response({"error": str(exc)}, status=400)
+                return web.json_response(answer(await _json_body(request, limit), _count))
+            except TokenRequestError as exc:
+                return web.json_response({"error": str(exc)}, status=400)
+
+    route("/seg2any/token_count", MAX_BODY_BYTES, count_tokens)
+    route("/seg2any/layout_problems", layout_problems.MAX_BODY_BYTES, layout_problems.answer_request)

@@ -10,13 +10,14 @@ import numpy as np
 import torch
 from comfy_api.latest import io, ui
 
+from seg2any.adapters.comfyui_demo import trained_resolution
 from seg2any.adapters.comfyui_text import encode_captions, encode_negative
+from seg2any.conditioning.problems import layout_problems
 from seg2any.conditioning.settings import EncodedLayout
 from seg2any.errors import LayoutError
 from seg2any.flux import spec
 from seg2any.layout.layout import Entity, Layout, entity_label, layout_from_masks, layout_from_segmentation
 from seg2any.layout.preview import render_layout
-from seg2any.layout.token_grid import vanished_entities
 
 from .common import EXAMPLE_LAYOUTS, log
 from .types import CATEGORY, Entities
@@ -72,12 +73,14 @@ def collect_layout(global_prompt, segmentation=None, segments="", masks=None, ma
     h, w = parts[0].height, parts[0].width
     ents: list[Entity] = []
     notes: list[str] = []
+    offset = 0  # each source's entities are numbered after the previous source's, in their own list order
     for part in parts:
         if (part.height, part.width) != (h, w):
             raise LayoutError(f"entity sources disagree on size: {part.width}x{part.height} vs {w}x{h}")
-        for e in part.entities:
-            i = len(ents)
-            ents.append(Entity(e.prompt, e.mask, e.color, entity_label(i, e.prompt, e.color)))
+        for k, e in enumerate(part.entities):
+            i = offset + (e.order if e.order is not None else k)
+            ents.append(Entity(e.prompt, e.mask, e.color, entity_label(i, e.prompt, e.color), order=i))
+        offset += len(part.entities)
         notes += list(part.notes)
     seed = parts[0].seed
     return Layout(caption, tuple(ents), h, w, seed, tuple(notes))
@@ -124,13 +127,9 @@ class RegionalPromptBuilder(io.ComfyNode):
         positive, budget = encode_captions(clip, layout.global_prompt, layout.prompts, labels)
         negative = encode_negative(clip, negative_prompt or "", len(layout.entities))
         notes = list(layout.notes)
-        gone = vanished_entities(layout.masks, *spec.token_grid(layout.height, layout.width))
-        for i in gone:
-            msg = (
-                f"{labels[i]} covers no 16x16 token centre at {layout.width}x{layout.height}: its caption will see no image token"
-            )
-            log.warning("Seg2Any: %s", msg)
-            notes.append("WARNING: " + msg)
+        for p in layout_problems(layout, trained_resolution=trained_resolution(clip)):
+            log.warning("Seg2Any: %s", p.message)
+            notes.append("WARNING: " + p.message)
         layout = Layout(layout.global_prompt, layout.entities, layout.height, layout.width, layout.seed, tuple(notes))
         enc = EncodedLayout(layout, positive, negative, tuple(budget))
         report = enc.report()
@@ -263,9 +262,33 @@ class LayoutPreview(io.ComfyNode):
         return io.NodeOutput(tensor, ui=ui.PreviewImage(tensor, cls=cls))
 
 
+def _box_inputs() -> list:
+    """The bounding-box inputs, where the running ComfyUI has the core BOUNDING_BOX type (0.33+);
+    older ComfyUI has no node that makes boxes, so the node there takes masks only."""
+    box = getattr(io, "BoundingBox", None)
+    if box is None:
+        return []
+    return [
+        box.Input(
+            "bboxes",
+            optional=True,
+            force_input=True,
+            tooltip="Bounding boxes in pixels (e.g. core Create Bounding Boxes), one entity each, after the masks",
+        ),
+        io.String.Input(
+            "box_prompts", multiline=True, default="", optional=True, tooltip="One prompt per line, in the order of the boxes"
+        ),
+        io.Int.Input("width", default=1024, min=16, max=16384, optional=True, tooltip="Image width when no masks are connected"),
+        io.Int.Input(
+            "height", default=1024, min=16, max=16384, optional=True, tooltip="Image height when no masks are connected"
+        ),
+    ]
+
+
 class LayoutFromMasks(io.ComfyNode):
-    """A MASK batch (e.g. core SAM3_Detect's individual masks) plus one prompt per line, as the
-    segmentation + segments pair every layout source gives (one node, not one Entity node per mask)."""
+    """A MASK batch (e.g. core SAM3_Detect's individual masks) and/or core bounding boxes, each with
+    one prompt per line, as the segmentation + segments pair every layout source gives (one node,
+    not one Entity node per mask)."""
 
     @classmethod
     def define_schema(cls):
@@ -276,12 +299,15 @@ class LayoutFromMasks(io.ComfyNode):
             description=(
                 "Turns a batch of masks (for example SAM3 Detect with individual masks) and a list of prompts, one per "
                 "line in the masks' order, into a colour-coded segmentation and its official JSON, the same outputs as "
-                "'Load Seg2Any Layout' and the Layout Editor. Where masks overlap the smaller mask wins."
+                "'Load Seg2Any Layout' and the Layout Editor. On ComfyUI with bounding boxes (Create Bounding Boxes), "
+                "boxes with their own prompt lines become rectangular entities after the masks. Where entities overlap "
+                "the smaller one wins."
             ),
             inputs=[
-                io.Mask.Input("masks", tooltip="A batch of masks (N, H, W), one entity each; > 0.5 is inside"),
+                io.Mask.Input("masks", optional=True, tooltip="A batch of masks (N, H, W), one entity each; > 0.5 is inside"),
                 io.String.Input("prompts", multiline=True, default="", tooltip="One prompt per line, in the order of the masks"),
                 io.String.Input("caption", multiline=True, default="", tooltip="The global caption of the whole picture"),
+                *_box_inputs(),
             ],
             outputs=[
                 io.Image.Output(display_name="segmentation"),
@@ -291,9 +317,16 @@ class LayoutFromMasks(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, masks, prompts, caption=""):
-        from seg2any.layout.masks_to_layout import colour_map_from_masks, prompt_lines
+    def execute(cls, prompts, caption="", masks=None, bboxes=None, box_prompts="", width=1024, height=1024):
+        from seg2any.layout.masks_to_layout import box_list, colour_map_from_masks, prompt_lines
 
-        rgb, spec = colour_map_from_masks(masks.detach().cpu().float().numpy(), prompt_lines(prompts), caption)
+        rgb, spec = colour_map_from_masks(
+            None if masks is None else masks.detach().cpu().float().numpy(),
+            prompt_lines(prompts),
+            caption,
+            boxes=box_list(bboxes),
+            box_prompts=prompt_lines(box_prompts),
+            size=(height, width),
+        )
         tensor = torch.from_numpy(rgb.astype(np.float32) / 255.0)[None]
         return io.NodeOutput(tensor, json.dumps(spec, ensure_ascii=False), spec["caption"])

@@ -33,7 +33,7 @@ TRAINED_RESOLUTION = "seg2any_trained_resolution"
 
 
 def trained_resolution(obj) -> int | None:
-    """The resolution a MODEL (ModelPatcher) or VAE declares it was trained at; None for FLUX."""
+    """The resolution a MODEL (ModelPatcher), CLIP or VAE of a model declares it was trained at; None for FLUX."""
     opts = getattr(obj, "model_options", None)
     if isinstance(opts, dict) and opts.get(TRAINED_RESOLUTION):
         return int(opts[TRAINED_RESOLUTION])
@@ -131,4 +131,5 @@ def load_demo(demo_dir: str):
     vae = build_vae(vae_sd, vcfg["ddconfig"], int(vcfg["embed_dim"]))
     model.model_options[TRAINED_RESOLUTION] = DEMO_RESOLUTION
     setattr(vae, TRAINED_RESOLUTION, DEMO_RESOLUTION)
+    setattr(clip, TRAINED_RESOLUTION, DEMO_RESOLUTION)  # the builder checks the layout at the size the run renders
     return model, clip, vae

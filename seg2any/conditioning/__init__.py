@@ -6,5 +6,5 @@ latent packed into tokens, empty ones dropped; ``t5_tokens.py`` the per-caption 
 text conditioning carries (layout, spans, mode, isolation, alpha); ``batching.py`` several
 prompts' settings turned into one model call's plan, rules and padded inputs.
 
-May import: errors, flux, layout, attention
+May import: errors, flux, layout, attention, sampling
 """

@@ -62,7 +62,14 @@ class EncodedLayout:
     def report(self) -> str:
         area = self.layout.height * self.layout.width
         lines = []
-        for b in self.budget:
+        ents = self.layout.entities
+
+        def place(b: BudgetLine) -> float:  # the user's order: the global caption, then the list's rows
+            if not 0 <= b.index < len(ents):
+                return -1
+            return ents[b.index].order if ents[b.index].order is not None else b.index
+
+        for b in sorted(self.budget, key=place):
             share = ""
             if 0 <= b.index < len(self.layout.entities):
                 share = f", {100.0 * self.layout.entities[b.index].mask.sum() / area:.1f}% of the image"

@@ -101,13 +101,22 @@ def budget_report(
     return lines
 
 
+def over_limit_message(label: str, tokens: int, limit: int = ENTITY_MAX_TOKENS) -> str:
+    """An entity caption over budget, worded once for the builder's refusal and the editor's status line."""
+    return f"{label} has {tokens} T5 tokens, over {limit}: the builder refuses it; shorten it"
+
+
+def long_caption_message(tokens: int, limit: int = GLOBAL_MAX_TOKENS) -> str:
+    return f"the global caption has {tokens} T5 tokens: the run keeps the first {limit}"
+
+
 def enforce_budget(lines: Sequence[BudgetLine]) -> None:
     """Raise for entity captions over budget (they would be cut); a long global caption is
     truncated like upstream and only reported."""
     over = [ln for ln in lines if ln.over and ln.index >= 0]
     if over:
-        details = "; ".join(f"{ln.label} has {ln.tokens}" for ln in over)
+        details = "; ".join(over_limit_message(ln.label, ln.tokens, ln.limit) for ln in over)
         raise TokenBudgetError(
             f"{len(over)} entity caption(s) exceed {over[0].limit} T5 tokens (the length the adapters were "
-            f"trained with; longer captions would be cut): {details}. Shorten them."
+            f"trained with; longer captions would be cut): {details}"
         )

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import LayoutError
-from .layout import RGB, as_rgb_uint8, parse_segment_spec
+from .layout import RGB, Entity, Layout, as_rgb_uint8, entity_label, parse_segment_spec
 
 VERSION = 1
 MIN_SIDE, MAX_SIDE = 16, 4096
@@ -68,10 +68,19 @@ def hex_color(c: RGB) -> str:
 
 
 def _entity_name(i: int, e: DocEntity | None = None, prompt: str = "") -> str:
-    p = e.prompt if e is not None else prompt
-    short = p if len(p) <= 40 else p[:37] + "..."
-    col = f" ({hex_color(e.color)})" if e is not None else ""
-    return f"entity {i + 1}{col} '{short}'" if short else f"entity {i + 1}{col}"
+    return entity_label(i, e.prompt if e is not None else prompt, e.color if e is not None else None)
+
+
+# Worded here once: the editor node's errors and the editor's status line (conditioning/problems.py)
+NO_VISIBLE = "the layout editor has no visible entity: add one (or show a hidden one) and paint it"
+
+
+def empty_prompt_message(label: str) -> str:
+    return f"{label}: the prompt is empty"
+
+
+def unpainted_message(label: str) -> str:
+    return f"{label} is not painted anywhere: paint it, hide it or delete it"
 
 
 def _int_field(doc: dict, key: str) -> int:
@@ -211,13 +220,13 @@ def official_outputs(doc: EditorDocument) -> tuple[np.ndarray, str, str]:
     """
     visible = [(i, e) for i, e in enumerate(doc.entities) if e.visible]
     if not visible:
-        raise LayoutError("the layout editor has no visible entity: add one (or show a hidden one) and paint it")
+        raise LayoutError(NO_VISIBLE)
     counts = np.bincount(doc.labels.ravel(), minlength=len(doc.entities) + 1)
     for i, e in visible:
         if not e.prompt:
-            raise LayoutError(f"{_entity_name(i, e)}: the prompt is empty")
+            raise LayoutError(empty_prompt_message(_entity_name(i, e)))
         if counts[i + 1] == 0:
-            raise LayoutError(f"{_entity_name(i, e)} is not painted anywhere: paint it, hide it or delete it")
+            raise LayoutError(unpainted_message(_entity_name(i, e)))
     shown = [e for _, e in visible]
     palette = np.array(
         [background_colour(shown)] + [e.color if e.visible else background_colour(shown) for e in doc.entities], np.uint8
@@ -228,6 +237,17 @@ def official_outputs(doc: EditorDocument) -> tuple[np.ndarray, str, str]:
         spec["seed"] = doc.seed
     spec["segments_info"] = [{"color": list(e.color), "text": e.prompt} for e in shown]
     return rgb, json.dumps(spec, ensure_ascii=False), doc.caption
+
+
+def document_layout(doc: EditorDocument) -> Layout:
+    """The visible entities as a Layout in the editor's row order, named by their row ("entity 3"
+    is row 3, hidden rows counted), with nothing refused: what the status line checks."""
+    ents = tuple(
+        Entity(e.prompt, doc.labels == i + 1, e.color, _entity_name(i, e), order=i)
+        for i, e in enumerate(doc.entities)
+        if e.visible
+    )
+    return Layout(doc.caption, ents, doc.height, doc.width, doc.seed)
 
 
 def encode_document(doc: EditorDocument) -> str:

@@ -35,6 +35,7 @@ class Entity:
     mask: np.ndarray  # bool (H, W)
     color: RGB | None = None
     label: str = ""
+    order: int | None = None  # place in the user's list (the JSON / editor order), 0-based; None: as stored
 
     @property
     def area(self) -> int:
@@ -78,7 +79,10 @@ class Layout:
         """Same masks, other words: how the official true-CFG path builds its negative layout."""
         if len(entity_prompts) != len(self.entities):
             raise LayoutError(f"{len(entity_prompts)} prompts for {len(self.entities)} entities")
-        ents = tuple(Entity(prompt=p, mask=e.mask, color=e.color, label=e.label) for e, p in zip(self.entities, entity_prompts))
+        ents = tuple(
+            Entity(prompt=p, mask=e.mask, color=e.color, label=e.label, order=e.order)
+            for e, p in zip(self.entities, entity_prompts)
+        )
         return Layout(global_prompt, ents, self.height, self.width, self.seed, self.notes)
 
 
@@ -87,10 +91,12 @@ def _wh(shape) -> str:
 
 
 def entity_label(index: int, prompt: str, color: RGB | None = None) -> str:
-    """How messages name an entity: its 1-based number, colour if any, and a prompt excerpt."""
+    """How messages name an entity: its 1-based place in the user's list (the JSON's segments, the
+    editor's rows; never the sorted-colour order the model reads them in), its colour as the
+    editor shows it, and a prompt excerpt: "entity 1 (#ff0000) 'a cat'"."""
     short = prompt if len(prompt) <= 40 else prompt[:37] + "..."
-    col = f" (colour {list(color)})" if color is not None else ""
-    return f"entity {index + 1}{col} '{short}'"
+    col = " (#{:02x}{:02x}{:02x})".format(*color) if color is not None else ""
+    return f"entity {index + 1}{col} '{short}'" if short else f"entity {index + 1}{col}"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -145,7 +151,7 @@ def layout_from_masks(
             raise LayoutError(f"{label}: mask is {_wh(mb.shape)} but {ref_name} is {_wh(ref_shape)}")
         if not mb.any():
             raise LayoutError(f"{label}: the mask is empty (no pixel is set)")
-        ents.append(Entity(prompt=p, mask=mb, label=label))
+        ents.append(Entity(prompt=p, mask=mb, label=label, order=i))
     if ref_shape is None:
         raise LayoutError("a layout needs at least one mask, or an image size")
     return Layout((global_prompt or "").strip(), tuple(ents), int(ref_shape[0]), int(ref_shape[1]), seed)
@@ -323,6 +329,7 @@ def layout_from_segmentation(
     colors, counts, index = image_colors(seg)
     present = {tuple(int(v) for v in c): k for k, c in enumerate(colors)}
     text_of = dict(spec.segments)
+    place = {c: i for i, (c, _) in enumerate(spec.segments)}
     h, w = seg.shape[:2]
     missing = [(c, t) for c, t in spec.segments if c not in present]
     if missing:
@@ -336,9 +343,9 @@ def layout_from_segmentation(
         if color not in text_of:
             unlisted.append((color, int(counts[k])))
             continue
-        i = len(ents)
         prompt = text_of[color]
-        ents.append(Entity(prompt=prompt, mask=index == k, color=color, label=entity_label(i, prompt, color)))
+        i = place[color]  # named by its place in the JSON, though the model reads sorted colours
+        ents.append(Entity(prompt=prompt, mask=index == k, color=color, label=entity_label(i, prompt, color), order=i))
     if unlisted:
         notes.append(unlisted_note(unlisted, h * w))
     return Layout(caption, tuple(ents), h, w, spec.seed, tuple(notes))
@@ -360,13 +367,15 @@ def unlisted_note(unlisted: Sequence[tuple[RGB, int]], total: int, show: int = 3
     n_px = sum(n for _, n in ranked)
     largest = ", ".join(f"{list(c)} {_pct(n, total)}" for c, n in ranked[:show])
     if len(ranked) == 1:
-        return f"1 colour not in the table counts as background: {largest} of the pixels"
+        return f"1 colour not in the table counts as background: {largest} of the pixels ({n_px} pixels)"
     rest = ranked[show:]
     tail = ""
     if rest:
-        tail = f"; the other {len(rest)} cover {_pct(sum(n for _, n in rest), total)} (anti-aliased edges or compression?)"
+        m = sum(n for _, n in rest)
+        tail = f"; the other {len(rest)} cover {_pct(m, total)} ({m} pixels; anti-aliased edges or compression?)"
     return (
-        f"{len(ranked)} colours not in the table count as background, {_pct(n_px, total)} of the pixels; largest {largest}{tail}"
+        f"{len(ranked)} colours not in the table count as background, {_pct(n_px, total)} of the pixels ({n_px} pixels); "
+        f"largest {largest}{tail}"
     )
 
 

@@ -37,7 +37,7 @@ def resize_layout(layout: Layout, height: int, width: int) -> Layout:
     layout (with an empty mask) so the captions keep their order."""
     rows = nearest_exact_index(layout.height, height)
     cols = nearest_exact_index(layout.width, width)
-    ents = tuple(Entity(e.prompt, e.mask[rows][:, cols], e.color, e.label) for e in layout.entities)
+    ents = tuple(Entity(e.prompt, e.mask[rows][:, cols], e.color, e.label, e.order) for e in layout.entities)
     return Layout(layout.global_prompt, ents, height, width, layout.seed, layout.notes)
 
 
@@ -51,14 +51,36 @@ class Fit:
     message: str
 
 
+def render_size(height: int, width: int, resolution: int | None = None) -> tuple[int, int]:
+    """(h, w) in pixels a run renders a ``height x width`` layout at: a model's trained size when it
+    declares one (the demo), else the layout's whole image tokens (FLUX.1-dev)."""
+    if resolution:
+        return trained_size(height, width, resolution)
+    rows, cols = spec.token_grid(height, width)
+    return rows * spec.PIXELS_PER_TOKEN, cols * spec.PIXELS_PER_TOKEN
+
+
+def vanished_at_render(layout: Layout, resolution: int | None = None) -> tuple[tuple[int, int], tuple[int, ...]]:
+    """(render size, entities with pixels but no image token there), as the run computes the tokens:
+    a trained-size model samples the layout resized with nearest-exact, FLUX maps the layout's own
+    masks straight onto its token grid. One function for the sampler's line, the builder's report and
+    the editor's status line, so none of them warns about a size that is never rendered."""
+    h, w = render_size(layout.height, layout.width, resolution)
+    masks = layout.masks
+    if resolution and (h, w) != (layout.height, layout.width):
+        masks = resize_layout(layout, h, w).masks
+    tm = token_masks(masks, *spec.token_grid(h, w))
+    gone = tuple(i for i, e in enumerate(layout.entities) if e.mask.any() and not tm[i].any())
+    return (h, w), gone
+
+
 def fit_layout(layout: Layout, resolution: int, who: str = "the model") -> Fit | None:
     """None when the layout is already at the rendering size; else the resized layout and ONE line."""
     h, w = trained_size(layout.height, layout.width, resolution)
     if (h, w) == (layout.height, layout.width):
         return None
     small = resize_layout(layout, h, w)
-    tm = token_masks(small.masks, *spec.token_grid(h, w))
-    gone = tuple(i for i, e in enumerate(layout.entities) if e.mask.any() and not tm[i].any())
+    _, gone = vanished_at_render(layout, resolution)
     msg = (
         f"{who} was trained at {resolution}x{resolution} px: the {layout.width}x{layout.height} layout is rendered at "
         f"{w}x{h} and the image scaled back to {layout.width}x{layout.height}"

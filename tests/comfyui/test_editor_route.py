@@ -208,3 +208,61 @@ def test_editor_input_half_connected_or_batched_is_a_clear_error(server):
     result = server.run(two)
     messages = " ".join(e.get("exception_message", "") for e in result["errors"])
     assert result["status"] == "error" and "a batch of 2 images" in messages, messages
+
+
+# ---- POST /seg2any/layout_problems: the builder's checks for the editor's status line
+
+PROBLEMS = "/seg2any/layout_problems"
+
+
+def pole_document(h=64, w=64, pole=slice(0, 3), caption="a courtyard") -> str:
+    """Row 1: a pole at the left edge (columns 0..2), row 2 (listed second, a SMALLER colour, so the
+    sorted-colour order would call it entity 1): the wall."""
+    from seg2any.layout.editor_document import DocEntity, EditorDocument, encode_document
+
+    labels = np.full((h, w), 2, np.int16)
+    labels[:, pole] = 1
+    ents = (DocEntity((250, 10, 10), "a thin pole"), DocEntity((10, 10, 250), "a brick wall"))
+    return encode_document(EditorDocument(w, h, caption, ents, labels))
+
+
+def test_problems_route_gives_the_builders_own_report_lines(server):
+    # 64x64 at FLUX: token column centres 8, 24, 40, 56; the pole (columns 0..2) covers none
+    doc = pole_document()
+    status, body = server.post(PROBLEMS, {"document": doc, "model": "flux"})
+    assert status == 200, body
+    (p,) = body["problems"]
+    want = "entity 1 (#fa0a0a) 'a thin pole' covers no 16x16 token centre at 64x64: its caption will see no image token"
+    assert p == {"kind": "vanished", "message": want, "entity": 0, "refused": False} and body["render_size"] == [64, 64]
+    result = server.run(preview_graph({"class_type": "Seg2AnyLayoutEditor", "inputs": {"layout": doc}}))
+    assert result["status"] == "success", result["errors"]
+    report = "".join(result["outputs"]["b"]["text"])
+    assert "WARNING: " + want in report  # the same words in the builder's report
+    assert report.index("entity 1 (#fa0a0a)") < report.index("entity 2 (#0a0afa)")  # the list's order
+
+
+def test_problems_route_checks_at_the_demo_size_and_counts_tokens_like_the_builder(server):
+    long = "an extremely ornate and intricately detailed carved wooden chest " * 6
+    doc = json.loads(pole_document(h=33, w=17))
+    doc["entities"][0]["prompt"] = long
+    status, body = server.post(PROBLEMS, {"document": json.dumps(doc), "model": "demo"})
+    assert status == 200, body
+    assert body["render_size"] == [96, 176]  # the demo renders 17x33 at 96x176, where the pole keeps a token
+    (p,) = body["problems"]
+    assert p["kind"] == "over-long" and p["message"].startswith("entity 1 (#fa0a0a) 'an extremely ornate")
+
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        (b"[1", "not JSON"),
+        (json.dumps({"document": "", "path": "/etc/passwd"}).encode(), "unknown field(s) ['path']"),
+        (json.dumps({"document": "", "model": "sd15"}).encode(), "'model' must be one of"),
+        (b'{"document": "' + b"a" * (17 * 1024 * 1024) + b'"}', "request body over"),
+    ],
+)
+def test_bad_problem_requests_get_400(server, body, fragment):
+    status, answer = post_raw(server, PROBLEMS, body)
+    assert status == 400 and fragment in answer["error"], answer
+    ok, again = server.post(PROBLEMS, {"document": pole_document()})
+    assert ok == 200 and again["problems"]

@@ -82,7 +82,7 @@ def test_exact_colour_matching_and_line_format():
     assert lay.global_prompt == "scene"
     assert [e.color for e in lay.entities] == [(0, 0, 254), (0, 0, 255), (255, 0, 0)]
     assert [e.area for e in lay.entities] == [16, 16, 16]
-    assert lay.notes == ("1 colour not in the table counts as background: [0, 0, 0] 25.0% of the pixels",)
+    assert lay.notes == ("1 colour not in the table counts as background: [0, 0, 0] 25.0% of the pixels (16 pixels)",)
 
 
 def test_float_image_from_comfyui_round_trips_exactly():
@@ -141,7 +141,9 @@ def test_anti_aliased_map_gets_one_short_summary_of_its_unlisted_colours():
     lay = layout_from_segmentation(img, "#c80000: red\n#0000c8: blue")
     (note,) = lay.notes
     n_black = int(np.all(img == 0, axis=-1).sum())
-    assert note.startswith(f"61 colours not in the table count as background, {100 * (n_black + 60) / 1e4:.1f}% of the pixels; ")
+    assert note.startswith(
+        f"61 colours not in the table count as background, {100 * (n_black + 60) / 1e4:.1f}% of the pixels ({n_black + 60} pixels); "
+    )
     assert f"largest [0, 0, 0] {100 * n_black / 1e4:.1f}%, " in note
     assert "the other 58 cover 0.6%" in note
     assert "0.0%" not in note and note.count("[") == 3  # three colours shown, not 61

@@ -10,7 +10,7 @@ import pytest
 
 from seg2any.errors import LayoutError
 from seg2any.layout.layout import layout_from_segmentation
-from seg2any.layout.masks_to_layout import RESERVED, colour_map_from_masks, entity_colours, prompt_lines
+from seg2any.layout.masks_to_layout import RESERVED, box_list, colour_map_from_masks, entity_colours, prompt_lines
 
 
 def boxes(h, w, rects):
@@ -73,3 +73,93 @@ def test_empty_and_hidden_masks_are_errors_naming_them():
 def test_colours_distinct_and_never_a_background_choice():
     cs = entity_colours(255)
     assert len(set(cs)) == 255 and not set(cs) & RESERVED
+
+
+# ComfyUI BOUNDING_BOX values (pixel {x, y, width, height}) as entities, after the masks
+
+
+def test_boxes_alone_give_exactly_their_pixels():
+    # hand-computed: a 4x3 box at (2, 1) and a 1x1 box at (9, 7) on a 10x8 image
+    rgb, spec = colour_map_from_masks(
+        None,
+        [],
+        "boxes",
+        boxes=[{"x": 2, "y": 1, "width": 4, "height": 3}, {"x": 9, "y": 7, "width": 1, "height": 1}],
+        box_prompts=["a wide box", "one pixel"],
+        size=(8, 10),
+    )
+    want_a = np.zeros((8, 10), bool)
+    want_a[1:4, 2:6] = True
+    want_b = np.zeros((8, 10), bool)
+    want_b[7, 9] = True
+    lay = layout_from_segmentation(rgb, spec)
+    got = {e.prompt: e.mask for e in lay.entities}
+    assert np.array_equal(got["a wide box"], want_a) and np.array_equal(got["one pixel"], want_b)
+    assert [s["text"] for s in spec["segments_info"]] == ["a wide box", "one pixel"]
+
+
+def test_float_boxes_take_the_pixels_whose_centres_they_hold():
+    # x 1.4 .. 3.6 holds the centres 1.5, 2.5, 3.5 -> columns 1..3; y 0 .. 0.6 holds 0.5 -> row 0
+    rgb, spec = colour_map_from_masks(
+        None, [], boxes=[{"x": 1.4, "y": 0.0, "width": 2.2, "height": 0.6}], box_prompts=["a"], size=(4, 6)
+    )
+    want = np.zeros((4, 6), bool)
+    want[0, 1:4] = True
+    assert np.array_equal((rgb != 0).any(-1), want)
+
+
+def test_masks_then_boxes_in_one_list_the_smaller_in_front():
+    m = boxes(10, 10, [(0, 10, 0, 10)])  # the whole picture
+    rgb, spec = colour_map_from_masks(m, ["a field"], boxes=[{"x": 3, "y": 3, "width": 2, "height": 5}], box_prompts=["a post"])
+    assert [s["text"] for s in spec["segments_info"]] == ["a field", "a post"]
+    area = {e.prompt: e.area for e in layout_from_segmentation(rgb, spec).entities}
+    assert area == {"a post": 10, "a field": 90}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"x": 1, "y": 1, "width": 2, "height": 2},  # PrimitiveBoundingBox: one dict
+        [{"x": 1, "y": 1, "width": 2, "height": 2}],  # a flat list
+        [[{"x": 1, "y": 1, "width": 2, "height": 2}]],  # CreateBoundingBoxes / RT-DETR: one list per image
+        [[], [{"x": 1, "y": 1, "width": 2, "height": 2}]],  # a batch where only one image has boxes
+    ],
+)
+def test_every_shape_of_comfyui_bounding_boxes_is_read(value):
+    assert box_list(value) == [{"x": 1, "y": 1, "width": 2, "height": 2}]
+
+
+BAD_BOXES = {
+    "count": ([{"x": 0, "y": 0, "width": 2, "height": 2}] * 2, ["only one"], "2 box(es) but 1 box prompt(s)"),
+    "outside-right": (
+        [{"x": 8, "y": 0, "width": 3, "height": 2}],
+        ["a dog"],
+        "box 1 ('a dog') (x 8, y 0, width 3, height 2) reaches outside the 10x8 image",
+    ),
+    "outside-top": ([{"x": 0, "y": -1, "width": 3, "height": 2}], ["a"], "reaches outside the 10x8 image"),
+    "zero-area": (
+        [{"x": 0, "y": 0, "width": 2, "height": 2}, {"x": 4, "y": 4, "width": 0, "height": 3}],
+        ["ok", "a line"],
+        "box 2 ('a line') (x 4, y 4, width 0, height 3) has zero area",
+    ),
+    "no-centre": (
+        [{"x": 1.6, "y": 1, "width": 0.3, "height": 2}],
+        ["a sliver"],
+        "box 1 ('a sliver') (x 1.6, y 1, width 0.3, height 2) covers no pixel centre",
+    ),
+    "not-a-number": ([{"x": "1", "y": 0, "width": 2, "height": 2}], ["a"], "box 1 ('a'): 'x' must be a number"),
+    "empty-prompt": ([{"x": 0, "y": 0, "width": 2, "height": 2}], [" "], "box 1 (''): the prompt is empty"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_BOXES))
+def test_bad_boxes_are_errors_naming_the_box(name):
+    bxs, prompts, message = BAD_BOXES[name]
+    with pytest.raises(LayoutError) as err:
+        colour_map_from_masks(None, [], boxes=bxs, box_prompts=prompts, size=(8, 10))
+    assert message in str(err.value)
+
+
+def test_boxes_of_several_images_are_refused():
+    with pytest.raises(LayoutError, match="boxes for 2 images"):
+        box_list([[{"x": 0, "y": 0, "width": 1, "height": 1}], [{"x": 0, "y": 0, "width": 1, "height": 1}]])

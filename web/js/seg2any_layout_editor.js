@@ -40,6 +40,13 @@ function replaceStaleVueEditor(node) {
   }
 }
 
+/** The demo model renders at its trained size, FLUX at the layout's: the size the editor's vanished-
+ * entity check must use (a demo loader in the workflow means the demo renders it). */
+function renderModel() {
+  const nodes = app.graph?.nodes ?? app.graph?._nodes ?? [];
+  return nodes.some((n) => (n.comfyClass ?? n.type) === "Seg2AnyDemoModelLoader") ? "demo" : "flux";
+}
+
 window.seg2anyLayoutEditors ??= new Map(); // String(node id) -> editor, for the browser tests and the console
 // (frontend 1.49 gives string node ids, earlier ones numbers: the key is the id as text in both)
 
@@ -50,7 +57,7 @@ app.registerExtension({
     return {
       [WIDGET](node, inputName) {
         addStyle();
-        const editor = new LayoutEditor({ api, onChange: markModified });
+        const editor = new LayoutEditor({ api, onChange: markModified, renderModel });
         const widget = node.addDOMWidget(inputName, WIDGET, editor.root, {
           getValue: () => editor.toDocument(),
           setValue: (v) => editor.fromDocument(typeof v === "string" ? v : ""),

@@ -31,6 +31,7 @@ export const documentMethods = {
     this.pending = null;
     if (pixels) this.mapUrl = null;
     this.scheduleCounts();
+    this.scheduleProblems();
     this.showProblems();
     this.onChange();
   },
@@ -89,8 +90,10 @@ export const documentMethods = {
     this.redoStack = [];
     this.mapUrl = null;
     this.resetLabels();
+    this.unlisted = []; // colours an import turned into background: none in a stored document
     this.renderRows();
     this.scheduleCounts();
+    this.scheduleProblems();
   },
 
   /** For tests and curious users: what the editor holds, in numbers. */

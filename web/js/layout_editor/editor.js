@@ -26,8 +26,9 @@ import { transferMethods } from "./transfer.js";
 import { viewMethods } from "./view.js";
 
 export class LayoutEditor {
-  constructor({ api, onChange }) {
+  constructor({ api, onChange, renderModel }) {
     this.api = api;
+    this.renderModel = renderModel; // () => "demo" | "flux": which size the run renders at (problems.js)
     this.onChange = onChange || (() => {});
     this.w = DEFAULT_SIDE;
     this.h = DEFAULT_SIDE;
@@ -48,6 +49,9 @@ export class LayoutEditor {
     this.pending = null; // a document being decoded
     this.tokenTimer = 0;
     this.counts = null;
+    this.problemTimer = 0;
+    this.serverProblems = null; // the run's problems for one document string (problems.js)
+    this.unlisted = [];
     this.buildDom();
     this.resetLabels();
   }

@@ -68,6 +68,7 @@ export const transferMethods = {
       });
       const { map, unknown } = indexFromPixels(img, slotOf);
       if (unknown.size) notes.push(`${unknown.size} unlisted colour(s) became background`);
+      this.unlisted = [...unknown].map(([k, n]) => [rgbToHex([(k >> 16) & 255, (k >> 8) & 255, k & 255]), n]); // problems.js reports them
       const hidden = ents.filter((e) => !e.visible).length;
       if (hidden) notes.push(`${hidden} hidden`);
       this.beginOp();
