@@ -67,21 +67,21 @@ def texts_needed(layout: Layout) -> tuple[list[tuple[str, int]], list[str]]:
 def encode_sample(enc, sample: Sample, lengths: tuple[int, int], j: int) -> tuple[dict, dict]:
     """(tensors, record) of sample ``j`` of a shard, from the trainer's own :class:`Encoder`."""
     lay = sample.layout
-    tensors = {f"{j}.latent": enc.images([sample])[0].contiguous()}
+    tensors = {f"{j}.latent": enc.images([sample])[0].clone()}
     cond = enc.condition(sample)
     if cond is not None:
-        tensors[f"{j}.cond_latent"] = cond.latent.contiguous()
+        tensors[f"{j}.cond_latent"] = cond.latent.clone()
         tensors[f"{j}.cond_keep"] = torch.from_numpy(np.asarray(cond.keep, dtype=np.uint8).copy())
     if lay.entities:
         tensors[f"{j}.masks"] = torch.from_numpy(np.packbits(np.stack([e.mask for e in lay.entities]).astype(bool)))
     t5_texts, pooled_texts = texts_needed(lay)
     for k, (text, max_len) in enumerate(t5_texts):
-        tensors[f"{j}.t5.{k}"] = enc._t5(text, max_len).contiguous()
+        tensors[f"{j}.t5.{k}"] = enc._t5(text, max_len).clone()  # the encoder's cache shares repeated texts
     has_pooled = []
     for k, text in enumerate(pooled_texts):
         vec = enc._pooled(text)
         if vec is not None:
-            tensors[f"{j}.pooled.{k}"] = vec.float().cpu().contiguous()
+            tensors[f"{j}.pooled.{k}"] = vec.float().cpu().clone()
             has_pooled.append(k)
     record = {
         "key": sample.key,

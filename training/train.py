@@ -9,10 +9,14 @@
     python -m training.train --stage t2i --dataset synthetic --out runs/base
     python -m training.train --stage seg2any --dataset synthetic --base runs/base/flux.safetensors --out runs/s2a
 
+    # one GPU: features encoded once (python -m training.precompute, same data flags), fp8 base
+    python -m training.train --stage seg2any --dataset sacap ... --precomputed features/ --base-quant fp8
+
 Writes the official checkpoint layout (checkpoint-<step>/default|cond/pytorch_lora_weights.safetensors,
-loadable by the official code and by Load Seg2Any LoRA) next to a resumable state that holds the
-trainable parameters only (training.checkpoints). Features of the frozen VAE / T5 are cached in a
-bounded LRU (training.encoder; the official trainer recomputes them every step, with the same values).
+loadable by the official code and by Load Seg2Any LoRA), which is also the resumable trainable state,
+next to the optimizer state and data position (training.checkpoints). Features of the frozen VAE / T5
+come from precomputed shards (training.shards) or are encoded per batch into a bounded LRU
+(training.encoder; the official trainer recomputes them every step, with the same values).
 """
 
 from __future__ import annotations

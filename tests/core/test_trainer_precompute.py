@@ -99,3 +99,24 @@ def test_two_processes_from_shards_match_on_the_fly(shards, tmp_path):
     fly, pre = (json.load(open(tmp_path / d / "train_log.json")) for d in ("fly", "pre"))
     assert fly["processes"] == pre["processes"] == 2
     assert pre["loss"] == pytest.approx(fly["loss"], rel=1e-5, abs=0)
+
+
+def test_a_shard_may_hold_one_caption_many_times(tmp_path):
+    """Samples of one shard often share captions; the encoder's cache hands out the same tensor for
+    them, which safetensors refuses to write twice, so every stored feature is its own copy."""
+    from types import SimpleNamespace
+
+    from safetensors import safe_open
+
+    from training.encoder import Encoder
+    from training.models import frozen_encoders
+    from training.shards import encode_sample, write_shard
+
+    a = SimpleNamespace(base=None, vae=os.path.join(DEMO, "vae.safetensors"), t5=os.path.join(DEMO, "t5.safetensors"), seed=0)
+    enc = Encoder(frozen_encoders(a, "cpu"), 1, 64, True)
+    sample = SyntheticShapes(2, resolution=64, seed=3)[0]
+    (t0, r0), (t1, r1) = encode_sample(enc, sample, (0, 0), 0), encode_sample(enc, sample, (0, 0), 1)
+    path = str(tmp_path / "shard.safetensors")
+    write_shard(path, {**t0, **t1}, [r0, r1])
+    with safe_open(path, framework="pt") as f:
+        assert all(f.get_tensor(k).equal(f.get_tensor("1" + k[1:])) for k in t0)

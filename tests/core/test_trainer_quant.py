@@ -170,3 +170,18 @@ def test_training_on_an_fp8_base_exports_a_lora_that_loads(tmp_path):
     lora = load_checkpoint(ckpt)
     validate(lora, flux_dims(load_flux(BASE)[0]))
     assert lora.rank == 4 and any(f.up.abs().max() > 0 for f in lora.default.values())
+
+
+def test_readme_memory_table_is_the_computed_one():
+    """README's per-GPU memory table is what ``python -m training.memory`` computes from the real
+    classes, and its bf16 row is the hand count: 11.90 B parameters x 2 bytes."""
+    from training.memory import count_parameters, table
+
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    start, end = "<!-- memory-table:start -->\n", "\n<!-- memory-table:end -->"
+    assert start in readme and end in readme
+    got = table()
+    assert readme.split(start)[1].split(end)[0] == got, "README's memory table is stale: python -m training.memory"
+    c = count_parameters()
+    assert round(c["base"] * 2 / 1e9, 1) == 23.8 and "| DDP, bf16, AdamW | 23.8 GB |" in got
