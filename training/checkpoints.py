@@ -1,13 +1,19 @@
-"""Resumable checkpoints that hold the trainable state only, and a retention limit.
+"""Resumable checkpoints that hold the trainable state only, once, and a retention limit.
 
 accelerate's ``save_state`` writes the whole wrapped model; with a frozen FLUX.1-dev base that is
 24-48 GB per checkpoint for a few hundred MB of adapters. The hooks registered here take the model
-out of accelerate's hands: ``trainable.safetensors`` holds the parameters that require grad (both
-adapters for Seg2Any, everything for t2i), in their training dtype, and accelerate still saves the
-optimizer, scheduler and RNG states. ``trainer_state.json`` records the data position (epoch and
-batches consumed in it) and the loss curve so far, and ``trainer_rng_<rank>.pt`` each rank's noise
-generator, so a resumed run continues the uninterrupted run's loss curve instead of repeating
-batches.
+out of accelerate's hands and write the parameters that require grad exactly once:
+
+* Seg2Any adapters: the official ``default/`` and ``cond/`` LoRA files *are* the trainable state
+  (fp32, lora_alpha = r so the stored up-projection is the parameter itself), and resuming reads
+  them back; a second copy next to them would double the checkpoint's adapter bytes;
+* t2i (everything trains): ``trainable.safetensors`` in the training dtype (the exported
+  ``flux.safetensors`` is fp16, too coarse to resume from).
+
+accelerate still saves the optimizer, scheduler and RNG states. ``trainer_state.json`` records the
+data position (epoch and batches consumed in it) and the loss curve so far, and
+``trainer_rng_<rank>.pt`` each rank's noise generator, so a resumed run continues the uninterrupted
+run's loss curve instead of repeating batches.
 """
 
 from __future__ import annotations
@@ -30,31 +36,64 @@ def trainable_state(model) -> dict[str, torch.Tensor]:
     return {n: p.detach().contiguous() for n, p in model.named_parameters() if p.requires_grad}
 
 
+def is_adapter_state(model) -> bool:
+    """Whether the trainable parameters are exactly the Seg2Any LoRA factors (stored as the official files)."""
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    return bool(names) and all(".lora_A." in n or ".lora_B." in n for n in names)
+
+
+def save_trainable(model, directory: str) -> None:
+    if is_adapter_state(model):
+        from seg2any.adapters.diffusers import lora_from_peft
+        from seg2any.flux.lora_format import write_checkpoint
+
+        write_checkpoint(directory, lora_from_peft(model))
+    else:
+        from safetensors.torch import save_file
+
+        save_file(trainable_state(model), os.path.join(directory, TRAINABLE_FILE))
+
+
+def read_trainable(model, directory: str) -> dict[str, torch.Tensor]:
+    """The saved trainable parameters under the model's parameter names."""
+    if not is_adapter_state(model):
+        from safetensors.torch import load_file
+
+        path = os.path.join(directory, TRAINABLE_FILE)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{directory} has no {TRAINABLE_FILE}: not a checkpoint of this trainer")
+        return load_file(path)
+    from seg2any.flux.lora_format import load_checkpoint
+
+    lora = load_checkpoint(directory)
+    modules = dict(model.named_modules())
+    saved = {}
+    for adapter in ("default", "cond"):
+        for name, f in lora.adapter(adapter).items():
+            scaling = modules[name].scaling[adapter] if name in modules else 1.0
+            saved[f"{name}.lora_A.{adapter}.weight"] = f.down
+            saved[f"{name}.lora_B.{adapter}.weight"] = f.up * (f.scale / scaling)
+    return saved
+
+
 def register_trainable_only(acc, get_model) -> None:
-    """Save/load hooks so accelerate's checkpoints carry ``get_model()``'s trainable parameters only.
+    """Save/load hooks so accelerate's checkpoints carry ``get_model()``'s trainable parameters only, once.
 
     (DeepSpeed saves through its engine instead; pass ``exclude_frozen_parameters=True`` there.)
     """
 
     def save_hook(models, weights, output_dir):
         if acc.is_main_process:
-            from safetensors.torch import save_file
-
-            save_file(trainable_state(get_model()), os.path.join(output_dir, TRAINABLE_FILE))
+            save_trainable(get_model(), output_dir)
         weights.clear()  # accelerate would write the whole model (frozen base included) from these
 
     def load_hook(models, input_dir):
-        from safetensors.torch import load_file
-
-        path = os.path.join(input_dir, TRAINABLE_FILE)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{input_dir} has no {TRAINABLE_FILE}: not a checkpoint of this trainer")
-        saved = load_file(path)
+        saved = read_trainable(get_model(), input_dir)
         params = dict(get_model().named_parameters())
         want = {n for n, p in params.items() if p.requires_grad}
         if set(saved) != want:
             missing, extra = sorted(want - set(saved))[:3], sorted(set(saved) - want)[:3]
-            raise ValueError(f"{path} does not match the model being trained (missing {missing}, unexpected {extra})")
+            raise ValueError(f"{input_dir} does not match the model being trained (missing {missing}, unexpected {extra})")
         with torch.no_grad():
             for n, t in saved.items():
                 params[n].copy_(t)

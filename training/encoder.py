@@ -107,7 +107,7 @@ class Encoder:
 
     @torch.no_grad()
     def images(self, samples) -> torch.Tensor:
-        got = {s.key: self.cache.get(("latent", s.key)) for s in samples}
+        got = {s.key: s.features.latent if s.features is not None else self.cache.get(("latent", s.key)) for s in samples}
         todo = [s for s in samples if got[s.key] is None]
         if todo:
             x = torch.stack([torch.from_numpy(s.image.astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1) for s in todo])
@@ -120,6 +120,8 @@ class Encoder:
     def condition(self, sample) -> ConditionTokens | None:
         if not self.use_condition or not sample.layout.entities:
             return None
+        if sample.features is not None:
+            return sample.features.cond
         c = self.cache.get(("cond", sample.key))
         if c is None:
             contour = entity_contour_map(sample.layout.masks, self.res, self.res, self.scale)
@@ -161,18 +163,21 @@ class Encoder:
             self.truncated.examples.append(f"{what} caption of {n} T5 tokens cut to {limit}: {text[:60]!r}")
             log.warning("%s caption of %d T5 tokens cut to %d (as the official trainer does): %.60r", what, n, limit, text)
 
-    def text(self, global_prompt: str, entity_prompts) -> EncodedText:
-        """T5 features [global | entity 1 | ... ] with the official lengths, cut where longer."""
+    def text(self, global_prompt: str, entity_prompts, features=None) -> EncodedText:
+        """T5 features [global | entity 1 | ... ] with the official lengths, cut where longer
+        (read from ``features`` when the sample was precomputed)."""
         if global_prompt.strip():
             self._count(global_prompt, GLOBAL_MAX_TOKENS, "global")
         for p in entity_prompts:
             self._count(p, ENTITY_MAX_TOKENS, "entity")
+        if features is not None:
+            return EncodedText.assemble(global_prompt, entity_prompts, features.t5_of, features.pooled_of)
         return EncodedText.assemble(global_prompt, entity_prompts, self._t5, self._pooled)
 
     def info(self, sample, stage: str, mode: str):
         lay = sample.layout
         if stage == "t2i":
             lay = Layout(lay.global_prompt, (), lay.height, lay.width)
-        enc = self.text(lay.global_prompt, lay.prompts)
+        enc = self.text(lay.global_prompt, lay.prompts, sample.features)
         cond = self.condition(sample) if stage == "seg2any" else None
         return Seg2AnyConditioning(lay, enc.text_lens, cond, mode), enc

@@ -162,6 +162,27 @@ def load_t5(path: str):
     return t5
 
 
+def frozen_encoders(a, device, dtype=torch.float32):
+    """The frozen VAE, T5 (+ CLIP) and tokenizer that training features come from, as a ``Models``
+    without a transformer: FLUX.1-dev's when ``--base`` is a diffusers folder, else the small ones
+    (``--vae``, ``--t5`` or a random T5 seeded with ``--seed``)."""
+    from seg2any.adapters.diffusers_pipeline import Models
+    from seg2any.conditioning.t5_tokens import T5Tokenizer
+
+    if a.base and os.path.isdir(a.base):
+        from seg2any.adapters.diffusers_pipeline import load_flux_dev_encoders
+
+        models = load_flux_dev_encoders(a.base, device, dtype)
+    else:
+        vae = load_vae(a.vae).to(device).eval()
+        t5 = (load_t5(a.t5) if a.t5 else new_t5(a.seed)).to(device).eval()
+        models = Models(None, vae, t5, T5Tokenizer(spiece_path()).ids)
+    for m in (models.vae, models.t5, models.clip):
+        if m is not None:
+            m.requires_grad_(False)
+    return models
+
+
 def spiece_path() -> str:
     """The T5 v1.1 SentencePiece model (Apache-2.0) shipped with the demo."""
     return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "seg2any", "demo", "spiece.model")

@@ -9,10 +9,14 @@
     python -m training.train --stage t2i --dataset synthetic --out runs/base
     python -m training.train --stage seg2any --dataset synthetic --base runs/base/flux.safetensors --out runs/s2a
 
+    # one GPU: features encoded once (python -m training.precompute, same data flags), fp8 base
+    python -m training.train --stage seg2any --dataset sacap ... --precomputed features/ --base-quant fp8
+
 Writes the official checkpoint layout (checkpoint-<step>/default|cond/pytorch_lora_weights.safetensors,
-loadable by the official code and by Load Seg2Any LoRA) next to a resumable state that holds the
-trainable parameters only (training.checkpoints). Features of the frozen VAE / T5 are cached in a
-bounded LRU (training.encoder; the official trainer recomputes them every step, with the same values).
+loadable by the official code and by Load Seg2Any LoRA), which is also the resumable trainable state,
+next to the optimizer state and data position (training.checkpoints). Features of the frozen VAE / T5
+come from precomputed shards (training.shards) or are encoded per batch into a bounded LRU
+(training.encoder; the official trainer recomputes them every step, with the same values).
 """
 
 from __future__ import annotations
@@ -29,11 +33,10 @@ import torch
 import torch.nn.functional as F
 
 from seg2any.adapters.diffusers import Seg2AnyFlux, add_seg2any_adapters, lora_from_peft
-from seg2any.adapters.diffusers_pipeline import Models, generate
+from seg2any.adapters.diffusers_pipeline import generate
 from seg2any.attention.kernels import resolve_backend
 from seg2any.conditioning.batching import condition_inputs, kernel_for, layer_rules, pad_text, plan_rows
 from seg2any.conditioning.condition_tokens import pack_latents
-from seg2any.conditioning.t5_tokens import T5Tokenizer
 from seg2any.flux.lora_format import write_checkpoint
 
 from .checkpoints import (
@@ -45,10 +48,12 @@ from .checkpoints import (
     save_rng,
     write_trainer_state,
 )
-from .data import BucketBatchSampler, FolderDataset, Robust, SACapDataset, SkipBatches, SyntheticShapes, collate_samples
+from .data import BucketBatchSampler, Robust, SkipBatches, SyntheticShapes, collate_samples
 from .encoder import Encoder
 from .lengths import bucket_lengths, sample_lengths
-from .models import TINY_FLUX, load_flux, load_t5, load_vae, new_t5, new_transformer, save_flux, spiece_path
+from .models import TINY_FLUX, frozen_encoders, load_flux, new_transformer, save_flux
+from .options import add_data_options, build_dataset, dataset_signature, feature_signature, mixed_precision
+from .quant import QUANT_CHOICES, check_quant_available, quantize_base
 
 log = logging.getLogger("seg2any.train")
 
@@ -56,16 +61,10 @@ log = logging.getLogger("seg2any.train")
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stage", choices=["t2i", "seg2any"], default="seg2any")
-    ap.add_argument("--dataset", choices=["synthetic", "folder", "sacap"], default="synthetic")
-    ap.add_argument("--data-root", help="folder dataset root (NAME.png + NAME.seg.png + NAME.json)")
-    ap.add_argument("--parquet", help="SACap-1M annotation parquet")
-    ap.add_argument("--image-root", help="SA-1B root (images and per-image JSON)")
-    ap.add_argument("--synthetic-size", type=int, default=6000)
-    ap.add_argument("--synthetic-empty-every", type=int, default=0, help="every K-th synthetic sample has no entities (0: none)")
-    ap.add_argument("--resolution", type=int, default=128)
-    ap.add_argument("--base", help="base FLUX: a .safetensors written by the t2i stage, or a diffusers folder (FLUX.1-dev)")
-    ap.add_argument("--vae", help="VAE .safetensors (the small model's) or a diffusers FLUX folder")
-    ap.add_argument("--t5", help="T5 .safetensors (the small model's); default: a fresh frozen random T5")
+    add_data_options(ap)
+    ap.add_argument(
+        "--precomputed", help="train from the shards of python -m training.precompute (same data flags) instead of encoding"
+    )
     ap.add_argument("--out", required=True)
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--batch-size", type=int, default=16)
@@ -75,16 +74,10 @@ def parse_args(argv=None):
     ap.add_argument("--optimizer", choices=["adamw", "adamw8bit"], default="adamw", help="adamw8bit: bitsandbytes, CUDA only")
     ap.add_argument("--warmup", type=int, default=0)
     ap.add_argument("--rank", type=int, default=16, help="LoRA rank (official: 64 on FLUX.1-dev)")
+    ap.add_argument("--base-quant", choices=QUANT_CHOICES, default="none",
+                    help="store the frozen base's Linear weights as fp8 (any device) or NF4 (CUDA + bitsandbytes)")  # fmt: skip
     ap.add_argument("--mode", choices=["hard", "base", "place"], default="hard")
-    ap.add_argument("--cond-scale-factor", type=int, default=1)
-    ap.add_argument("--no-condition", action="store_true", help="train without condition tokens (ablation)")
     ap.add_argument("--guidance", type=float, default=1.0, help="embedded guidance while training (official: 1)")
-    ap.add_argument(
-        "--mixed-precision",
-        choices=["no", "bf16", "fp16"],
-        default=None,
-        help="default: the accelerate config's, else bf16 on CUDA and no (fp32) elsewhere",
-    )
     ap.add_argument("--gradient-checkpointing", action="store_true")
     ap.add_argument("--bucket", action="store_true", help="bucket batches by condition/text token counts (official GroupSampler)")
     ap.add_argument("--workers", type=int, default=0)
@@ -92,33 +85,19 @@ def parse_args(argv=None):
     ap.add_argument("--cache-dir", help="bucket-length counts kept across runs (default: OUT/cache)")
     ap.add_argument("--save-every", type=int, default=500)
     ap.add_argument("--checkpoints-total-limit", type=int, default=None, help="keep only the newest N checkpoints")
-    ap.add_argument("--report-to", default="auto", help="accelerate trackers: auto (tensorboard if installed), none, or a list")
+    ap.add_argument("--report-to", default="auto",
+                    help="trackers: auto (tensorboard, + wandb when installed), none, or a list such as tensorboard,wandb")  # fmt: skip
     ap.add_argument("--val-every", type=int, default=500)
     ap.add_argument("--val-steps", type=int, default=16)
-    ap.add_argument("--val-holdout", type=int, default=4, help="folder/SACap items kept out of training for validation")
+    ap.add_argument("--validation-samples", "--val-holdout", dest="val_holdout", type=int, default=4,
+                    help="folder/SACap: the last N items are kept out of training and rendered for validation")  # fmt: skip
     ap.add_argument("--resume", help="a checkpoint-<step> folder, or 'latest'")
-    ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--max-minutes", type=float, default=None, help="stop (and save) after this much wall time")
     return ap.parse_args(argv)
 
 
 # ----------------------------------------------------------------------------------------------
 # data
-
-
-def build_dataset(a):
-    if a.dataset == "synthetic":
-        return SyntheticShapes(a.synthetic_size, resolution=a.resolution, seed=a.seed, empty_every=a.synthetic_empty_every)
-    if a.dataset == "folder":
-        if not a.data_root:
-            raise SystemExit("--dataset folder needs --data-root")
-        ds = FolderDataset(a.data_root, a.resolution)
-        if ds.missing:
-            log.warning("folder dataset: %d item(s) lack a file and are not used, e.g. %s", len(ds.missing), ds.missing[:3])
-        return ds
-    if not (a.parquet and a.image_root):
-        raise SystemExit("--dataset sacap needs --parquet and --image-root")
-    return SACapDataset(a.parquet, a.image_root, a.resolution)
 
 
 def sigma_like_official(n: int, generator) -> torch.Tensor:
@@ -186,9 +165,6 @@ def trainable_adapters(transformer, rank: int) -> list:
 
 def small_models(a, device):
     """The small model family (t2i pretraining or adapters on a t2i checkpoint), small VAE and T5."""
-    vae = load_vae(a.vae).to(device).eval().requires_grad_(False)
-    t5 = (load_t5(a.t5) if a.t5 else new_t5(a.seed)).to(device).eval().requires_grad_(False)
-    tok = T5Tokenizer(spiece_path())
     if a.stage == "t2i":
         params = dict(TINY_FLUX)
         transformer = new_transformer(params, a.seed) if not a.base else load_flux(a.base)[0]
@@ -200,20 +176,15 @@ def small_models(a, device):
         transformer, params = load_flux(a.base)
         trainable = trainable_adapters(transformer, a.rank)
         lr = a.lr or 1e-4
-    transformer.to(device)
-    models = Models(transformer, vae, t5, tok.ids, guidance_default=a.guidance)
+    models = frozen_encoders(a, device)
+    models.transformer = transformer.to(device)
+    models.guidance_default = a.guidance
     return transformer, params, trainable, lr, models
 
 
-def mixed_precision(a) -> str:
-    """--mixed-precision, else the accelerate config's (accelerate launch exports it), else bf16 on CUDA."""
-    if a.mixed_precision:
-        return a.mixed_precision
-    return os.environ.get("ACCELERATE_MIXED_PRECISION") or ("bf16" if torch.cuda.is_available() else "no")
-
-
 def trackers(report_to: str) -> list[str]:
-    """accelerate trackers: 'auto' is tensorboard when installed, and wandb when installed and configured."""
+    """accelerate trackers. 'auto': tensorboard, and wandb too when it is installed (offline, into
+    OUT/wandb, unless a wandb login or WANDB_MODE says otherwise, so a run never stops at a prompt)."""
     if report_to == "none":
         return []
     if report_to != "auto":
@@ -223,9 +194,19 @@ def trackers(report_to: str) -> list[str]:
     found = []
     if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
         found.append("tensorboard")
-    if importlib.util.find_spec("wandb") and (os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_MODE")):
+    else:
+        log.warning("tensorboard is not installed: no training curves (pip install tensorboard)")
+    if importlib.util.find_spec("wandb"):
         found.append("wandb")
     return found
+
+
+def wandb_offline_unless_configured() -> None:
+    """wandb without an API key would ask for one on the terminal; log offline instead (``wandb sync`` uploads later)."""
+    netrc = os.path.join(os.path.expanduser("~"), ".netrc")
+    logged_in = os.path.isfile(netrc) and "api.wandb.ai" in open(netrc).read()
+    if not (os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_MODE") or logged_in):
+        os.environ["WANDB_MODE"] = "offline"
 
 
 def make_optimizer(a, params, lr, device):
@@ -246,29 +227,25 @@ def peak_memory_mb(device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def length_signature(a, dataset) -> dict:
-    """What the bucket counts depend on (the cache file is named after it)."""
-    src = {
-        "synthetic": [a.synthetic_size, a.seed, a.synthetic_empty_every],
-        "folder": [a.data_root],
-        "sacap": [a.parquet, a.image_root],
-    }
-    paths = [p for p in (a.parquet, a.data_root) if p and os.path.exists(p)]
-    stamps = [(os.path.abspath(p), os.path.getmtime(p), os.path.getsize(p)) for p in paths]
-    return {"dataset": a.dataset, "source": src[a.dataset], "stamps": stamps, "n": len(dataset), "resolution": a.resolution,
-            "cond_scale": a.cond_scale_factor, "condition": not a.no_condition, "tokenizer": a.base if a.base and os.path.isdir(a.base) else "spiece"}  # fmt: skip
-
-
 def main(argv=None):
     a = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
+    if a.base_quant != "none" and a.stage != "seg2any":
+        raise SystemExit("--base-quant is for --stage seg2any (a frozen base under adapters); t2i trains the base itself")
     log_with = trackers(a.report_to)
-    acc = Accelerator(
-        mixed_precision=mixed_precision(a), gradient_accumulation_steps=a.grad_accum, log_with=log_with or None, project_dir=a.out
-    )
+    kwargs = []
+    if a.base_quant != "none":
+        from accelerate.utils import DistributedDataParallelKwargs
+
+        # the quantised weights are buffers that every rank computes from the same file: broadcasting
+        # them from rank 0 before every forward (DDP's default) would move the whole base each step
+        kwargs.append(DistributedDataParallelKwargs(broadcast_buffers=False))
+    acc = Accelerator(mixed_precision=mixed_precision(a), gradient_accumulation_steps=a.grad_accum,
+                      log_with=log_with or None, project_dir=a.out, kwargs_handlers=kwargs)  # fmt: skip
+    check_quant_available(a.base_quant, acc.device)
     deepspeed = acc.state.deepspeed_plugin is not None
     if deepspeed:
         # our loader is not passed to prepare(); DeepSpeed needs the per-GPU batch from us
@@ -284,30 +261,41 @@ def main(argv=None):
         # FLUX.1-dev (diffusers layout): its own VAE, T5, CLIP and tokenizers; adapters only
         if a.stage != "seg2any":
             raise SystemExit("a diffusers FLUX folder as --base is for --stage seg2any (adapters on a frozen model)")
-        from seg2any.adapters.diffusers_pipeline import load_flux_dev_base
+        from diffusers import FluxTransformer2DModel
 
         dtype = torch.bfloat16 if acc.mixed_precision == "bf16" else torch.float32
-        models = load_flux_dev_base(a.base, device, dtype)
-        for m in (models.vae, models.t5, models.clip):
-            m.requires_grad_(False)
-        models.guidance_default = a.guidance
-        transformer, params = models.transformer, None
+        models = frozen_encoders(a, device, dtype)
+        # a quantised base stays on the CPU until it is quantised (NF4: layer by layer onto the GPU),
+        # so the full bf16 transformer never has to fit the card
+        transformer = FluxTransformer2DModel.from_pretrained(a.base, subfolder="transformer", torch_dtype=dtype)
+        transformer.to("cpu" if a.base_quant != "none" else device)
+        models.transformer, models.guidance_default, params = transformer, a.guidance, None
         trainable = trainable_adapters(transformer, a.rank)
         lr = a.lr or 1e-4
     else:
         transformer, params, trainable, lr, models = small_models(a, device)
+    compute_dtype = transformer.dtype
+    if a.base_quant != "none":
+        n = quantize_base(transformer, a.base_quant, device, compute_dtype)
+        transformer.to(device)
+        log.info("frozen base: %d Linear weights stored as %s", n, a.base_quant)
     net = Seg2AnyFlux(transformer, gradient_checkpointing=a.gradient_checkpointing)
     opt = make_optimizer(a, trainable, lr, device)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, a.warmup)))
-    full = build_dataset(a)
+    full = precomputed_dataset(a) if a.precomputed else build_dataset(a)
     val_layouts, full = validation_split(a, full)
     dataset = Robust(full)
     enc = Encoder(models, a.cond_scale_factor, a.resolution, not a.no_condition, int(a.cache_gb * 2**30))
     backend = resolve_backend("auto", device)
 
-    if a.bucket:
+    if a.bucket and a.precomputed:
+        lengths = full.dataset.lengths()[: len(dataset)] if isinstance(full, torch.utils.data.Subset) else full.lengths()
+        batches = BucketBatchSampler(lengths, a.batch_size, num_replicas=acc.num_processes, rank=acc.process_index, seed=a.seed)
+    elif a.bucket:
         count = lambda s: sample_lengths(s, models.t5_ids, a.resolution, a.cond_scale_factor, not a.no_condition)  # noqa: E731
-        lengths = bucket_lengths(dataset, count, a.cache_dir or os.path.join(a.out, "cache"), length_signature(a, dataset), acc)
+        lengths = bucket_lengths(
+            dataset, count, a.cache_dir or os.path.join(a.out, "cache"), dataset_signature(a, len(dataset)), acc
+        )
         batches = BucketBatchSampler(lengths, a.batch_size, num_replicas=acc.num_processes, rank=acc.process_index, seed=a.seed)
     else:
         sampler = torch.utils.data.DistributedSampler(dataset, acc.num_processes, acc.process_index, shuffle=True, seed=a.seed)
@@ -329,7 +317,10 @@ def main(argv=None):
             step, epoch, batches.skip, losses = st["step"], st["epoch"], st["batches"], st["loss"]
             log.info("resumed from %s at step %d (epoch %d, %d batches of it done)", path, step, epoch, st["batches"])
     if log_with:
-        acc.init_trackers("seg2any", config={k: v for k, v in vars(a).items() if isinstance(v, (int, float, str, bool))})
+        if "wandb" in log_with:
+            wandb_offline_unless_configured()
+        config = {k: v for k, v in vars(a).items() if isinstance(v, (int, float, str, bool))}
+        acc.init_trackers("seg2any", config=config, init_kwargs={"wandb": {"dir": a.out}})
 
     from tqdm import tqdm
 
@@ -352,9 +343,7 @@ def main(argv=None):
                 samples, weight = last_good or first_good(dataset), 0.0
             last_good = samples
             with acc.accumulate(net):
-                loss, n_cond = training_loss(
-                    net, enc, samples, a.stage, a.mode, a.guidance, backend, gen, device, transformer.dtype
-                )
+                loss, n_cond = training_loss(net, enc, samples, a.stage, a.mode, a.guidance, backend, gen, device, compute_dtype)
                 without_cond += n_cond == 0 and a.stage == "seg2any"
                 micro.append(loss.detach().float())
                 acc.backward(loss * weight)
@@ -390,7 +379,7 @@ def main(argv=None):
                 position = {"step": step, "epoch": epoch, "batches": consumed, "ranks": ranks, "loss": losses}
                 save(acc, transformer, a, position, params, gen, deepspeed)
             if acc.is_main_process and (step % a.val_every == 0 or step >= a.steps):
-                validate(models, val_layouts, a, step)
+                validate(models, val_layouts, a, step, acc if log_with else None)
             if step >= a.steps or out_of_time:
                 done = True
                 break
@@ -414,6 +403,7 @@ def main(argv=None):
             "batches_without_condition_tokens": int(totals[0]),
             "truncated_captions": {"entity": int(totals[1]), "global": int(totals[2]), "examples": enc.truncated.examples},
             "loss": losses,
+            "validation_samples": [name for name, _ in val_layouts],
         }
         with open(os.path.join(a.out, "train_log.json"), "w") as f:
             json.dump(summary, f)
@@ -423,6 +413,18 @@ def main(argv=None):
             log.warning("captions cut to the trained lengths (50 T5 tokens per entity, 512 global): %d entity, %d global",
                         totals[1], totals[2])  # fmt: skip
     return os.path.join(a.out, f"checkpoint-{step}")
+
+
+def precomputed_dataset(a):
+    """The shards of ``python -m training.precompute``, refused when made from other data or encoders."""
+    from .shards import ShardDataset
+
+    ds = ShardDataset(a.precomputed)
+    want = json.loads(json.dumps(feature_signature(a, ds.n)))
+    if ds.manifest["signature"] != want:
+        diff = sorted(k for k in want if ds.manifest["signature"].get(k) != want[k])
+        raise SystemExit(f"{a.precomputed} was precomputed with other data or encoder flags (differs in: {', '.join(diff)})")
+    return ds
 
 
 def first_good(dataset) -> list:
@@ -441,7 +443,8 @@ def save(acc, transformer, a, position, params, gen, deepspeed):
     save_rng(path, acc.process_index, gen)
     acc.wait_for_everyone()
     if acc.is_main_process:
-        export(acc.unwrap_model(transformer), a.stage, path, params)
+        if a.stage == "t2i" or deepspeed:  # otherwise the trainable state saved above is the official LoRA layout
+            export(acc.unwrap_model(transformer), a.stage, path, params)
         write_trainer_state(path, position)
         prune_checkpoints(a.out, a.checkpoints_total_limit)
         log.info("saved %s", path)
@@ -449,34 +452,37 @@ def save(acc, transformer, a, position, params, gen, deepspeed):
 
 
 def validation_split(a, dataset):
-    """Held-out layouts for validation images: synthetic ones from another seed, or the last
-    ``--val-holdout`` items of a folder / SACap dataset, which training then does not see."""
+    """Held-out (name, layout) pairs for validation images: synthetic ones from another seed, or
+    the last ``--validation-samples`` items of a folder / SACap dataset (real layouts, real
+    captions), which training then does not see."""
     if a.dataset == "synthetic":
         held = SyntheticShapes(4, resolution=a.resolution, seed=a.seed + 10_000)
-        return [held[i].layout for i in range(4)], dataset
+        return [(f"held-out synthetic {i}", held[i].layout) for i in range(4)], dataset
     n = min(a.val_holdout, len(dataset) - 1)
     if n <= 0:
         return [], dataset
     keep = len(dataset) - n
-    layouts = []
+    held = []
     for i in range(keep, len(dataset)):
         try:
-            layouts.append(dataset[i].layout)
+            sample = dataset[i]
+            held.append((sample.key, sample.layout))
         except Exception as e:  # a bad item is not worth ending the run for
             log.warning("validation item %d not usable: %s", i, e)
-    return layouts, torch.utils.data.Subset(dataset, range(keep))
+    return held, torch.utils.data.Subset(dataset, range(keep))
 
 
 @torch.no_grad()
-def validate(models, layouts, a, step):
-    if not layouts:
+def validate(models, held, a, step, acc=None):
+    """One image per held-out layout: saved as a strip PNG and logged to every image-capable tracker."""
+    if not held:
         return
     from PIL import Image
 
     was = models.transformer.training
     models.transformer.eval()
     imgs = []
-    for i, lay in enumerate(layouts):
+    for i, (name, lay) in enumerate(held):
         try:
             imgs += generate(
                 models,
@@ -490,12 +496,26 @@ def validate(models, layouts, a, step):
                 use_condition=not a.no_condition,
             )
         except Exception as e:  # e.g. a held-out caption over the inference token budget: not worth the run
-            log.warning("validation layout %d not rendered: %s", i, e)
+            log.warning("validation layout %s not rendered: %s", name, e)
     models.transformer.train(was)
     if not imgs:
         return
     grid = np.concatenate(imgs, axis=1)
     Image.fromarray(grid).save(os.path.join(a.out, f"validation_{step:06d}.png"))
+    if acc is not None:
+        log_images(acc, np.stack(imgs), step)
+
+
+def log_images(acc, images: np.ndarray, step: int) -> None:
+    """(N, H, W, 3) uint8 validation images to tensorboard and wandb, under the tag ``validation``."""
+    for tracker in acc.trackers:
+        if tracker.name == "tensorboard":
+            tracker.writer.add_images("validation", images, step, dataformats="NHWC")
+            tracker.writer.flush()
+        elif tracker.name == "wandb":
+            import wandb
+
+            tracker.log({"validation": [wandb.Image(im) for im in images]}, step=step)
 
 
 if __name__ == "__main__":

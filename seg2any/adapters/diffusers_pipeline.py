@@ -245,10 +245,20 @@ def load_demo(demo_dir: str = DEMO_DIR, lora: Seg2AnyLora | None = None, device=
 
 def load_flux_dev_base(flux_dir: str, device="cuda", dtype=torch.bfloat16) -> Models:
     """FLUX.1-dev in diffusers layout (transformer/, vae/, text_encoder*/, tokenizer*/), no adapters."""
-    from diffusers import AutoencoderKL, FluxTransformer2DModel
+    from diffusers import FluxTransformer2DModel
+
+    models = load_flux_dev_encoders(flux_dir, device, dtype)
+    transformer = FluxTransformer2DModel.from_pretrained(flux_dir, subfolder="transformer", torch_dtype=dtype)
+    models.transformer = transformer.to(device).eval()
+    return models
+
+
+def load_flux_dev_encoders(flux_dir: str, device="cuda", dtype=torch.bfloat16) -> Models:
+    """FLUX.1-dev's frozen VAE, T5, CLIP and tokenizers without the 24 GB transformer (transformer None):
+    what encoding training features needs."""
+    from diffusers import AutoencoderKL
     from transformers import CLIPTextModel, CLIPTokenizer, T5EncoderModel, T5TokenizerFast
 
-    transformer = FluxTransformer2DModel.from_pretrained(flux_dir, subfolder="transformer", torch_dtype=dtype)
     vae = AutoencoderKL.from_pretrained(flux_dir, subfolder="vae", torch_dtype=torch.float32)
     t5 = T5EncoderModel.from_pretrained(flux_dir, subfolder="text_encoder_2", torch_dtype=dtype)
     t5_tok = T5TokenizerFast.from_pretrained(flux_dir, subfolder="tokenizer_2")
@@ -261,7 +271,7 @@ def load_flux_dev_base(flux_dir: str, device="cuda", dtype=torch.bfloat16) -> Mo
         return list(t5_tok(text)["input_ids"])
 
     return Models(
-        transformer.to(device).eval(),
+        None,
         vae.to(device).eval(),
         t5.to(device).eval(),
         ids,

@@ -37,10 +37,12 @@ def test_t2i_then_adapters_then_resume(small, tmp_path):
             "--lr", "1e-3", "--save-every", "2", *files, *COMMON]  # fmt: skip
     first = train_main([*args, "--steps", "2"])
     assert os.path.basename(first) == "checkpoint-2"
-    for a in ADAPTERS:  # the official layout, plus the trainable state for resuming
+    for a in ADAPTERS:  # the official layout, which is also the trainable state resuming reads
         assert os.path.isfile(os.path.join(first, a, "pytorch_lora_weights.safetensors"))
-    for f in ("optimizer.bin", "trainable.safetensors", "trainer_state.json"):
+    for f in ("optimizer.bin", "trainer_state.json"):
         assert os.path.isfile(os.path.join(first, f))
+    assert not os.path.exists(os.path.join(first, "trainable.safetensors"))  # the adapters are stored once
+    assert os.path.isfile(os.path.join(base, "trainable.safetensors"))  # t2i: fp32 state beside the fp16 export
     # validation images were written at the end
     assert any(f.endswith(".png") for _, _, fs in os.walk(s2a) for f in fs)
 

@@ -102,8 +102,8 @@ def test_two_process_resume_continues_the_loss_curve(tmp_path):
     assert resumed["start_step"] == 2 and full["start_step"] == 0
     assert resumed["loss"][:2] == full["loss"][:2]  # carried over from the checkpoint
     assert resumed["loss"][2:] == pytest.approx(full["loss"][2:], rel=1e-6, abs=0)
-    a = load_file(str(tmp_path / "full" / "checkpoint-4" / "trainable.safetensors"))
-    b = load_file(str(tmp_path / "resumed" / "checkpoint-4" / "trainable.safetensors"))
+    a = load_file(str(tmp_path / "full" / "checkpoint-4" / "default" / "pytorch_lora_weights.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "checkpoint-4" / "default" / "pytorch_lora_weights.safetensors"))
     assert a.keys() == b.keys()
     assert all(torch.allclose(a[k], b[k], rtol=1e-5, atol=1e-7) for k in a)
 

@@ -28,8 +28,9 @@ class Sample:
     """An image and its layout on the same R x R pixel grid."""
 
     key: str
-    image: np.ndarray  # uint8 (R, R, 3)
+    image: np.ndarray | None  # uint8 (R, R, 3); None when ``features`` holds its latent
     layout: Layout  # masks at (R, R)
+    features: Any = None  # precomputed frozen-encoder outputs (training.shards.Features), read instead of encoding
 
 
 def resize_masks(masks: np.ndarray, resolution: int) -> np.ndarray:
