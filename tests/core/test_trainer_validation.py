@@ -3,6 +3,7 @@ that receive the training scalars and the validation images."""
 
 from __future__ import annotations
 
+import glob
 import importlib.util
 import json
 import os
@@ -15,6 +16,7 @@ pytest.importorskip("diffusers")
 pytest.importorskip("peft")
 pytest.importorskip("accelerate")
 
+from tests.support.wandb_log import history  # noqa: E402
 from training.train import main as train_main  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -75,20 +77,23 @@ def test_held_out_samples_are_not_trained_on_and_their_images_are_logged(tmp_pat
 
 @pytest.mark.skipif(not importlib.util.find_spec("wandb"), reason="wandb is not installed (optional tracker)")
 def test_wandb_gets_the_same_scalars_offline(tmp_path, monkeypatch):
-    """With wandb installed and no login, --report-to wandb logs offline into OUT/wandb; its summary
-    holds the last step's scalars, the loss equal to train_log.json's."""
+    """With wandb installed and no login, --report-to wandb logs offline into OUT/wandb; its log
+    holds every step's scalars, the losses equal to train_log.json's, and the validation images."""
     for k in ("WANDB_API_KEY", "WANDB_MODE"):
         monkeypatch.delenv(k, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc login
     out = tmp_path / "run"
     train_main([*RUN, "--dataset", "synthetic", "--synthetic-size", "4", "--steps", "2", "--save-every", "100",
                 "--val-every", "1000", "--report-to", "wandb", "--out", str(out)])  # fmt: skip
-    summaries = [os.path.join(d, "wandb-summary.json") for d, _, fs in os.walk(out / "wandb") if "wandb-summary.json" in fs]
-    assert summaries, "no offline wandb run under OUT/wandb"
-    with open(summaries[0]) as f:
-        summary = json.load(f)
+    (run_log,) = glob.glob(str(out / "wandb" / "offline-run-*" / "run-*.wandb"))  # one offline run
+    steps = history(run_log)
     with open(out / "train_log.json") as f:
         log = json.load(f)
-    assert set(SCALARS) <= set(summary)
-    assert summary["loss"] == pytest.approx(log["loss"][-1], rel=1e-6)
-    assert "validation" in summary  # the held-out images
+    assert [h["_step"] for h in steps] == [1, 2]
+    for h in steps:
+        assert set(SCALARS) <= set(h), sorted(h)
+    assert [h["loss"] for h in steps] == pytest.approx(log["loss"], rel=1e-6)
+    # the held-out images, logged at the last step as files next to the log
+    assert steps[-1]["validation/_type"] == "images/separated" and steps[-1]["validation/count"] >= 1
+    for name in steps[-1]["validation/filenames"]:
+        assert os.path.isfile(os.path.join(os.path.dirname(run_log), "files", name)), name
