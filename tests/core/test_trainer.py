@@ -16,8 +16,22 @@ from seg2any.flux.lora_format import ADAPTERS, load_checkpoint  # noqa: E402
 from training.models import new_t5, new_vae, save_t5, save_vae  # noqa: E402
 from training.train import main as train_main  # noqa: E402
 
-COMMON = ["--dataset", "synthetic", "--synthetic-size", "8", "--resolution", "64", "--batch-size", "2", "--val-every", "1000",
-          "--val-steps", "1", "--report-to", "tensorboard"]  # fmt: skip (the trackers are test_trainer_validation's)
+COMMON = [
+    "--dataset",
+    "synthetic",
+    "--synthetic-size",
+    "8",
+    "--resolution",
+    "64",
+    "--batch-size",
+    "2",
+    "--val-every",
+    "1000",
+    "--val-steps",
+    "1",
+    "--report-to",
+    "tensorboard",
+]  # fmt: skip (the trackers are test_trainer_validation's)
 
 
 @pytest.fixture(scope="module")
