@@ -73,8 +73,10 @@ def test_builder_report_is_shown_and_prompt_boxes_are_tall(page, path):
 
 def text_box_lines(page, only=None) -> list[dict]:
     """Lines of text each prompt box of a Seg2Any node shows: screen height / zoom over the
-    textarea's line height. Each node is panned into view first (the frontend hides the DOM widgets
-    of nodes off screen); boxes of inputs fed by a link are hidden by design and skipped."""
+    textarea's line height. Each node is panned into view first, at a zoom of at least 0.8 (the
+    frontend hides the DOM widgets of nodes off screen, and of all nodes when the classic canvas is
+    zoomed out below its text threshold, as the two largest templates open); boxes of inputs fed by
+    a link are hidden by design and skipped."""
     ids = page.js(
         "return app.graph._nodes.filter(n => n.type.startsWith('Seg2Any') && (n.widgets || []).some(w =>"
         " w.inputEl && w.inputEl.tagName === 'TEXTAREA')).map(n => n.id);"
@@ -82,7 +84,7 @@ def text_box_lines(page, only=None) -> list[dict]:
     out = []
     for nid in ids if only is None else [only]:
         page.js(
-            "const n = app.graph.getNodeById(arguments[0]), ds = app.canvas.ds;"
+            "const n = app.graph.getNodeById(arguments[0]), ds = app.canvas.ds; ds.scale = Math.max(ds.scale, 0.8);"
             "ds.offset = [200 / ds.scale - n.pos[0], 200 / ds.scale - n.pos[1]]; app.canvas.setDirty(true, true);",
             nid,
         )

@@ -31,7 +31,10 @@ SIZES = {
     "Seg2AnyDemoModelLoader": (320, 80),
     "Seg2AnyLoadLoRA": (360, 151),
     "Seg2AnyLoadLayout": (360, 110),
-    "Seg2AnyLayoutEditor": (520, 720),  # the editor's own minimum: 480 x 700 (web/js/seg2any_layout_editor.js)
+    "Seg2AnyLayoutEditor": (
+        560,
+        860,
+    ),  # the editor's minimum is 480 x 700 (web/js/seg2any_layout_editor.js); its three inputs and a canvas of half the node on top
     "LoadImage": (280, 300),
     "Seg2AnyEntity": (360, 170),
     "Seg2AnyRegionalPromptBuilder": (400, 600),
@@ -395,7 +398,7 @@ def demo_workflow():
 # Templates with more nodes than fit the window at MIN_SCALE in 1.35's Nodes 2.0 (which draws every
 # node 1.2 times larger): they open with the whole graph in view at the scale given here, below
 # the classic canvas's text threshold (0.571), until they are made smaller (issue 17, item 5).
-SMALL_VIEW = {"mask_editor": 0.4, "layout_editor": 0.5}
+SMALL_VIEW = {"mask_editor": 0.4, "layout_editor": 0.45}
 
 WORKFLOWS = {
     "reading_nook": lambda: colour_map_workflow("reading_nook", 1234),
