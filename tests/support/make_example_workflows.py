@@ -35,7 +35,7 @@ SIZES = {
         560,
         860,
     ),  # the editor's minimum is 480 x 700 (web/js/seg2any_layout_editor.js); its three inputs and a canvas of half the node on top
-    "LoadImage": (280, 300),
+    "LoadImage": (280, 370),  # Nodes 2.0 on 1.35 draws the square example image below the widgets: 1.2 x 280 wide
     "Seg2AnyEntity": (360, 170),
     "Seg2AnyRegionalPromptBuilder": (400, 600),
     "PreviewAny": (360, 180),
