@@ -141,6 +141,21 @@ def write_trainer_state(path: str, state: dict) -> None:
     os.replace(tmp, os.path.join(path, STATE_FILE))
 
 
+def check_process_count(path: str, processes: int) -> None:
+    """Refuse a resume with another number of processes: the data position, the skipped batches and
+    the noise generators are per process, so the run would silently leave the saved loss curve."""
+    state_file = os.path.join(path, STATE_FILE)
+    if not os.path.isfile(state_file):
+        return  # read_trainer_state says what is missing
+    with open(state_file) as f:
+        saved = len(json.load(f).get("ranks") or []) or None
+    if saved is not None and saved != processes:
+        raise ValueError(
+            f"{path} was written by {saved} process(es); resume it with {saved} (this run has {processes}): "
+            "each process's data position and noise generator are part of the checkpoint"
+        )
+
+
 def read_trainer_state(path: str, rank: int, generator: torch.Generator) -> dict:
     state_file = os.path.join(path, STATE_FILE)
     if not os.path.isfile(state_file):

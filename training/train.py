@@ -40,6 +40,7 @@ from seg2any.conditioning.condition_tokens import pack_latents
 from seg2any.flux.lora_format import write_checkpoint
 
 from .checkpoints import (
+    check_process_count,
     checkpoint_steps,
     latest_checkpoint,
     prune_checkpoints,
@@ -312,6 +313,7 @@ def main(argv=None):
         if not path and checkpoint_steps(a.out):
             log.warning("%s has checkpoint folders but none is complete (no trainer_state.json): starting afresh", a.out)
         if path:
+            check_process_count(path, acc.num_processes)
             acc.load_state(path, **({"load_module_strict": False} if deepspeed else {}))
             st = read_trainer_state(path, acc.process_index, gen)
             step, epoch, batches.skip, losses = st["step"], st["epoch"], st["batches"], st["loss"]

@@ -65,14 +65,19 @@ def test_every_adapter_gets_a_gradient_without_condition_tokens():
     assert torch.equal(out.detach(), ref)
 
 
-def torchrun(out, *extra, steps=4, procs=2):
-    """The README's multi-process command on CPUs (gloo), a few steps of the demo model."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(procs),
-           "-m", "training.train", "--stage", "seg2any", "--dataset", "synthetic", "--synthetic-size", "8",
+def train_args(out, *extra, steps=4):
+    """A few steps of the demo model on the synthetic scenes, every second one without entities."""
+    return ["--stage", "seg2any", "--dataset", "synthetic", "--synthetic-size", "8",
            "--synthetic-empty-every", "2", "--resolution", "64", "--base", os.path.join(DEMO, "flux.safetensors"),
            "--vae", os.path.join(DEMO, "vae.safetensors"), "--t5", os.path.join(DEMO, "t5.safetensors"),
            "--batch-size", "1", "--rank", "4", "--lr", "1e-3", "--steps", str(steps), "--save-every", "2",
            "--val-every", "1000", "--report-to", "none", "--out", str(out), *extra]  # fmt: skip
+
+
+def torchrun(out, *extra, steps=4, procs=2):
+    """The README's multi-process command on CPUs (gloo)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(procs),
+           "-m", "training.train", *train_args(out, *extra, steps=steps)]  # fmt: skip
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
     r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-6000:]
@@ -106,6 +111,11 @@ def test_two_process_resume_continues_the_loss_curve(tmp_path):
     b = load_file(str(tmp_path / "resumed" / "checkpoint-4" / "default" / "pytorch_lora_weights.safetensors"))
     assert a.keys() == b.keys()
     assert all(torch.allclose(a[k], b[k], rtol=1e-5, atol=1e-7) for k in a)
+    # one process cannot continue a two-process curve: refused before anything is loaded
+    from training.train import main as train_main
+
+    with pytest.raises(ValueError, match=r"written by 2 process\(es\); resume it with 2 \(this run has 1\)"):
+        train_main(train_args(tmp_path / "one", "--resume", str(tmp_path / "full" / "checkpoint-2")))
 
 
 def test_two_processes_stay_in_step_when_a_rank_has_nothing_to_load(tmp_path):
