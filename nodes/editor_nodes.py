@@ -79,9 +79,11 @@ class LayoutEditor(io.ComfyNode):
     @classmethod
     def execute(cls, layout, trace=None, segmentation=None, segments=None):
         incoming = incoming_document(segmentation, segments)
-        doc = parse_document(layout) if layout.strip() or incoming is None else None
-        if doc is None or (incoming is not None and not doc.entities):
-            doc = incoming  # an empty editor passes its input on; the editor takes it in to refine
+        # an empty editor passes its input on (the frontend takes it in to refine); an empty layout
+        # with nothing connected is parse_document's "the layout editor is empty" error
+        doc = incoming if incoming is not None and not layout.strip() else parse_document(layout)
+        if incoming is not None and not doc.entities:
+            doc = incoming
         rgb, out_segments, caption = official_outputs(doc)
         tensor = torch.from_numpy(rgb.astype("float32") / 255.0)[None]
         shown = {}

@@ -78,7 +78,7 @@ def collect_layout(global_prompt, segmentation=None, segments="", masks=None, ma
         if (part.height, part.width) != (h, w):
             raise LayoutError(f"entity sources disagree on size: {part.width}x{part.height} vs {w}x{h}")
         for k, e in enumerate(part.entities):
-            i = offset + (e.order if e.order is not None else k)
+            i = offset + e.place(k)
             ents.append(Entity(e.prompt, e.mask, e.color, entity_label(i, e.prompt, e.color), order=i))
         offset += len(part.entities)
         notes += list(part.notes)

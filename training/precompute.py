@@ -79,13 +79,12 @@ def main(argv=None) -> dict:
     count = lambda s: sample_lengths(s, models.t5_ids, a.resolution, a.cond_scale_factor, not a.no_condition)  # noqa: E731
 
     total = shard_count(n, a.shard_size)
-    mine = [s for s in range(acc.process_index, total, acc.num_processes)]
-    todo = [s for s in mine if not os.path.isfile(shard_path(a.out, s))]
-    if a.stop_after is not None:
-        todo = todo[: a.stop_after]
+    mine = range(acc.process_index, total, acc.num_processes)
+    missing = [s for s in mine if not os.path.isfile(shard_path(a.out, s))]
+    todo = missing if a.stop_after is None else missing[: a.stop_after]
     work = sum(min(n, (s + 1) * a.shard_size) - s * a.shard_size for s in todo)
     log.info("precompute: %d shards of %d, %d of this process's %d already done", total, a.shard_size,
-             len(mine) - len([s for s in mine if not os.path.isfile(shard_path(a.out, s))]), len(mine))  # fmt: skip
+             len(mine) - len(missing), len(mine))  # fmt: skip
     t0 = time.time()
     bar = tqdm(total=work, desc=f"precompute (rank {acc.process_index})", disable=not acc.is_local_main_process)
     for s in todo:

@@ -26,7 +26,7 @@ from ..layout.editor_document import (
     parse_document,
     unpainted_message,
 )
-from ..layout.layout import RGB, Entity, Layout, entity_label, unlisted_note
+from ..layout.layout import RGB, Layout, entity_label, unlisted_note
 from ..sampling.trained_size import DEMO_RESOLUTION, render_size, vanished_at_render
 from .t5_tokens import ENTITY_MAX_TOKENS, GLOBAL_MAX_TOKENS, long_caption_message, over_limit_message
 from .token_request import TokenRequestError
@@ -52,10 +52,6 @@ def vanished_message(label: str, layout_hw: tuple[int, int], render_hw: tuple[in
     return f"{label} covers no {p}x{p} token centre at {where}: its caption will see no image token"
 
 
-def _place(i: int, e: Entity) -> int:
-    return e.order if e.order is not None else i
-
-
 def layout_problems(
     layout: Layout,
     *,
@@ -74,9 +70,10 @@ def layout_problems(
     render_hw, gone = vanished_at_render(layout, trained_resolution)
     gone_set = set(gone)
     out: list[Problem] = []
-    for i in sorted(range(len(layout.entities)), key=lambda k: _place(k, layout.entities[k])):
+    for i in sorted(range(len(layout.entities)), key=lambda k: layout.entities[k].place(k)):
         e = layout.entities[i]
-        label, place = e.label or entity_label(_place(i, e), e.prompt, e.color), _place(i, e)
+        place = e.place(i)
+        label = e.label or entity_label(place, e.prompt, e.color)
         if not e.prompt.strip():
             out.append(Problem("empty-prompt", empty_prompt_message(label), place, True))
         if not e.mask.any():

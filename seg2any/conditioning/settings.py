@@ -67,7 +67,7 @@ class EncodedLayout:
         def place(b: BudgetLine) -> float:  # the user's order: the global caption, then the list's rows
             if not 0 <= b.index < len(ents):
                 return -1
-            return ents[b.index].order if ents[b.index].order is not None else b.index
+            return ents[b.index].place(b.index)
 
         for b in sorted(self.budget, key=place):
             share = ""

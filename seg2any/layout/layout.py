@@ -37,6 +37,10 @@ class Entity:
     label: str = ""
     order: int | None = None  # place in the user's list (the JSON / editor order), 0-based; None: as stored
 
+    def place(self, index: int) -> int:
+        """0-based place in the user's list: ``order``, or ``index`` (its place as stored) when unset."""
+        return self.order if self.order is not None else index
+
     @property
     def area(self) -> int:
         return int(self.mask.sum())

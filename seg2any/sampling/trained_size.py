@@ -69,9 +69,13 @@ def vanished_at_render(layout: Layout, resolution: int | None = None) -> tuple[t
     masks = layout.masks
     if resolution and (h, w) != (layout.height, layout.width):
         masks = resize_layout(layout, h, w).masks
-    tm = token_masks(masks, *spec.token_grid(h, w))
-    gone = tuple(i for i, e in enumerate(layout.entities) if e.mask.any() and not tm[i].any())
-    return (h, w), gone
+    return (h, w), _vanished(layout, masks, h, w)
+
+
+def _vanished(layout: Layout, masks, height: int, width: int) -> tuple[int, ...]:
+    """Entities with pixels in ``layout`` but no image token in ``masks`` (the layout at height x width)."""
+    tm = token_masks(masks, *spec.token_grid(height, width))
+    return tuple(i for i, e in enumerate(layout.entities) if e.mask.any() and not tm[i].any())
 
 
 def fit_layout(layout: Layout, resolution: int, who: str = "the model") -> Fit | None:
@@ -80,7 +84,7 @@ def fit_layout(layout: Layout, resolution: int, who: str = "the model") -> Fit |
     if (h, w) == (layout.height, layout.width):
         return None
     small = resize_layout(layout, h, w)
-    _, gone = vanished_at_render(layout, resolution)
+    gone = _vanished(layout, small.masks, h, w)
     msg = (
         f"{who} was trained at {resolution}x{resolution} px: the {layout.width}x{layout.height} layout is rendered at "
         f"{w}x{h} and the image scaled back to {layout.width}x{layout.height}"
