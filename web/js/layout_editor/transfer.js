@@ -71,25 +71,24 @@ export const transferMethods = {
       this.unlisted = [...unknown].map(([k, n]) => [rgbToHex([(k >> 16) & 255, (k >> 8) & 255, k & 255]), n]); // problems.js reports them
       const hidden = ents.filter((e) => !e.visible).length;
       if (hidden) notes.push(`${hidden} hidden`);
-      this.beginOp();
-      this.w = img.width;
-      this.h = img.height;
-      this.map = map;
-      this.entities = ents;
-      this.active = ents[0]?.slot ?? 0;
-      if (spec) {
-        this.caption = spec.caption;
-        this.seed = spec.seed;
-      }
-      this.captionInput.value = this.caption;
-      this.resetLabels();
-      this.renderRows();
-      this.endOp();
-      this.setZoom(1);
+      this.replaceLayout({ w: img.width, h: img.height, map, entities: ents, ...(spec ? { caption: spec.caption, seed: spec.seed } : {}) });
       this.message(`Imported ${png.name}${json ? ` + ${json.name}` : ""}: ${img.width}x${img.height}, ${ents.length} entities${notes.length ? "; " + notes.join("; ") : ""}.`);
     } catch (err) {
       this.message(`Import failed: ${err.message}`, "error");
     }
+  },
+
+  /** A whole new layout ({w, h, map, entities, caption?, seed?}; caption and seed kept when absent)
+   * as one undo step, the first entity selected, the view fitted. */
+  replaceLayout({ w, h, map, entities, caption = this.caption, seed = this.seed }) {
+    this.beginOp();
+    Object.assign(this, { w, h, map, entities, caption, seed });
+    this.active = entities[0]?.slot ?? 0;
+    this.captionInput.value = caption;
+    this.resetLabels();
+    this.renderRows();
+    this.endOp();
+    this.setZoom(1);
   },
 
   coloursOf(img) {
@@ -172,14 +171,8 @@ export const transferMethods = {
     if (!text) return this.message("Nothing to take in: connect 'segmentation' + 'segments' and run the workflow.", "error");
     try {
       const d = await decodeDocument(text);
-      this.beginOp();
-      Object.assign(this, { w: d.w, h: d.h, map: d.map, entities: d.entities, caption: d.caption, seed: d.seed });
-      this.active = d.entities[0]?.slot ?? 0;
-      this.captionInput.value = this.caption;
-      this.resetLabels();
-      this.renderRows();
-      this.endOp();
-      this.setZoom(1);
+      this.unlisted = []; // a stored document has no unlisted colours: an earlier import's are gone
+      this.replaceLayout(d);
       this.incoming = null;
       this.takeInButton.hidden = true;
       this.message(`Took in the input layout: ${d.w}x${d.h}, ${d.entities.length} entities; refine it here (Ctrl+Z undoes).`);
